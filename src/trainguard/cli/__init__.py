@@ -1,0 +1,1 @@
+"""The ``trainguard`` command: a composition root that wires the other packages together."""
