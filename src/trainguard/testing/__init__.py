@@ -1,0 +1,9 @@
+"""Public test helpers: fakes that let tests drive trainguard without sleeping or networking.
+
+Like ``kopf.testing``, this module is part of the public API so users can test their own
+extensions (policies, backends) the way we test ours.
+"""
+
+from trainguard.testing.clock import FakeClock
+
+__all__ = ["FakeClock"]
