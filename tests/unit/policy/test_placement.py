@@ -37,18 +37,12 @@ def test_node_selector_must_match() -> None:
 
 
 def test_required_affinity_from_the_hpto_sample() -> None:
-    affinity = {
-        "nodeAffinity": {
-            "requiredDuringSchedulingIgnoredDuringExecution": {
-                "nodeSelectorTerms": [
-                    {"matchExpressions": [
-                        {"key": c.LABEL_NODE_HEALTH, "operator": "In", "values": ["Schedulable"]},
-                        {"key": c.LABEL_COMPUTE_TYPE, "operator": "In", "values": ["ml.p5.48xlarge"]},
-                    ]}
-                ]
-            }
-        }
-    }  # fmt: skip
+    expressions = [
+        {"key": c.LABEL_NODE_HEALTH, "operator": "In", "values": ["Schedulable"]},
+        {"key": c.LABEL_COMPUTE_TYPE, "operator": "In", "values": ["ml.p5.48xlarge"]},
+    ]
+    required = {"nodeSelectorTerms": [{"matchExpressions": expressions}]}
+    affinity = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": required}}
     nodes = [node("node-0"), node("node-1", **{c.LABEL_COMPUTE_TYPE: "ml.p5.48xlarge"})]
     assert place([Slot("rank-0", affinity=affinity)], nodes) == {"rank-0": "node-1"}
 
