@@ -16,6 +16,8 @@ import time
 import uuid
 from collections.abc import Callable
 
+import psutil
+
 from trainguard.backends.base import Backend
 from trainguard.clock import Clock, SystemClock
 from trainguard.controller.agents import AgentHub
@@ -80,6 +82,14 @@ class Controller:
         Raises:
             ConflictError: another live controller holds this store's lease.
         """
+        current = self.store.current_lease()
+        if (
+            current is not None
+            and current.holder != self.holder
+            and not psutil.pid_exists(current.pid)
+        ):
+            log.info("taking over from controller pid %s, which is gone", current.pid)
+            self.store.release_lease(current.holder)
         if self._callbacks is not None:
             self.deps.callback_url = self._callbacks.start()
         if metrics_port is not None:

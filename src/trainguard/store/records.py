@@ -61,7 +61,9 @@ class PodRecord:
 
     @property
     def url(self) -> str | None:
-        """Base URL of the pod's agent, once it has a port."""
+        """Base URL of the pod's agent, once it has a port (``info["url"]`` overrides)."""
+        if "url" in self.info:
+            return str(self.info["url"])
         return None if self.port is None else f"http://{self.host}:{self.port}"
 
 

@@ -47,8 +47,15 @@ def run_faults(run_policy: RunPolicy, times: list[float]) -> list[str]:
 
 def test_hpto_sample_escalates_after_three_plrs_then_fails() -> None:
     assert run_faults(HPTO, [10, 20, 30, 40, 50, 60, 70, 80]) == [
-        "PLR", "PLR", "PLR", "JLR", "PLR", "PLR", "PLR", REASON_FULL_RESTARTS_EXHAUSTED,
-    ]  # fmt: skip
+        "PLR",
+        "PLR",
+        "PLR",
+        "JLR",
+        "PLR",
+        "PLR",
+        "PLR",
+        REASON_FULL_RESTARTS_EXHAUSTED,
+    ]
 
 
 def test_window_slides_so_spread_out_faults_never_escalate() -> None:
