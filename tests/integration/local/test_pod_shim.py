@@ -7,6 +7,7 @@ the pod, and check every process is gone and reaped.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -50,10 +51,8 @@ def pod_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[L
     backend = LocalBackend(store=store, home=tmp_path / "home")
     yield backend, pids_file
     for line in pids_file.read_text().split() if pids_file.exists() else []:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(int(line), signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def launch(tmp_path: Path) -> PodLaunch:
