@@ -10,7 +10,8 @@ import time
 WORKER = """
 import os, signal, subprocess, sys, time
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
-child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)
+sleeper = [sys.executable, "-c", "import time; time.sleep(600)"]
+child = subprocess.Popen(sleeper, start_new_session=True)
 with open(sys.argv[1], "a") as out:
     out.write(f"{os.getpid()} {child.pid}\\n")
 time.sleep(600)
