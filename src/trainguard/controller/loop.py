@@ -108,9 +108,10 @@ class Controller:
         now = self.clock.wall()
         self.backend.step(now=now)
         phases: dict[str, JobPhase | None] = {}
+        nodes = {node.name: node for node in self.backend.list_nodes()}
         for record in self.store.list_jobs():
             try:
-                phases[record.key] = self.reconciler.reconcile(record)
+                phases[record.key] = self.reconciler.reconcile(record, nodes=nodes)
             except TrainguardError as exc:
                 log.warning("job %s: step failed, retrying next step: %s", record.key, exc)
                 phases[record.key] = JobState.model_validate(record.state).phase

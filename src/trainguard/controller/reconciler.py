@@ -20,7 +20,7 @@ from trainguard.errors import ConflictError, NotFoundError, TrainguardError
 from trainguard.metrics import Metrics
 from trainguard.spec.job import HyperPodPyTorchJob
 from trainguard.spec.status import JobStatus
-from trainguard.store.records import JobRecord
+from trainguard.store.records import JobRecord, NodeRecord
 
 log = logging.getLogger(__name__)
 _GONE = frozenset({JobPhase.DELETING})
@@ -36,9 +36,19 @@ class Reconciler:
         self.deps, self.clock, self.metrics = deps, clock, metrics
         self._specs: dict[str, HyperPodPyTorchJob] = {}
 
-    def reconcile(self, record: JobRecord) -> JobPhase | None:
-        """Step ``record``'s job once; returns its phase afterwards (None once removed)."""
-        ctx = self.observe(record)
+    def reconcile(
+        self, record: JobRecord, *, nodes: dict[str, NodeRecord] | None = None
+    ) -> JobPhase | None:
+        """Step ``record``'s job once; returns its phase afterwards (None once removed).
+
+        Args:
+            record: the job as read from the store.
+            nodes: the nodes, when the caller read them once for many jobs.
+        """
+        ctx = self.observe(record, nodes=nodes)
+        if not ctx.state.announced:
+            ctx.state.announced = True
+            ctx.metric("created")
         if not (record.deletion_requested or ctx.state.phase is JobPhase.DELETING):
             self._step(ctx)
         if record.deletion_requested or ctx.state.phase in _GONE:
@@ -60,7 +70,9 @@ class Reconciler:
             if ctx.state.phase is before or ctx.state.phase in TERMINAL:
                 return
 
-    def observe(self, record: JobRecord) -> JobContext:
+    def observe(
+        self, record: JobRecord, *, nodes: dict[str, NodeRecord] | None = None
+    ) -> JobContext:
         """Build the step's context from the store, the backend and the agents."""
         job = self._spec(record)
         state = JobState.model_validate(record.state)
@@ -78,7 +90,8 @@ class Reconciler:
                     seen.error if seen else None,
                 )
             )
-        nodes = {n.name: n for n in self.deps.backend.list_nodes()}
+        if nodes is None:
+            nodes = {n.name: n for n in self.deps.backend.list_nodes()}
         return JobContext(record, job, state, status, views, nodes, self.clock.wall())
 
     def write(self, ctx: JobContext) -> None:

@@ -85,6 +85,7 @@ class JobState(BaseModel):
     )
     first_running_at: float | None = None
     cleaned_up: bool = False
+    announced: bool = Field(default=False, description="Counted in jobs_created already.")
     resumes_recorded: list[str] = Field(default_factory=list, description="Pod@faultCount keys.")
 
     @property
