@@ -37,7 +37,7 @@ class StoreNodeSink:
         """Set labels/annotations (``None`` deletes a key) in one atomic write."""
         self.store.patch_node(node, labels=labels or {}, annotations=annotations or {})
 
-    def emit_event(self, node: str, *, type: str, reason: str, message: str) -> None:  # noqa: A002
+    def emit_event(self, node: str, *, type: str, reason: str, message: str) -> None:
         """Append an event about the node."""
         event = EventRecord("Node", "", node, type, reason, message, time.time(), COMPONENT)
         self.store.add_events([event])
