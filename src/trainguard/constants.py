@@ -86,6 +86,10 @@ ENV_NPROC_PER_NODE: Final = "NPROC_PER_NODE"
 ENV_SHM_DIR: Final = "TRAINGUARD_SHM_DIR"
 ENV_RESUME_STEP: Final = "TRAINGUARD_RESUME_STEP"
 ENV_JOB_RESTART_COUNT: Final = "JOB_RESTART_COUNT"
+ENV_JOB_UID: Final = "TRAINGUARD_JOB_UID"
+ENV_JOB_NAMESPACE: Final = "TRAINGUARD_JOB_NAMESPACE"
+# durable checkpoint location of the job (a per-job directory on the shared file system)
+ENV_CHECKPOINT_DIR: Final = "TRAINGUARD_CHECKPOINT_DIR"
 
 # --- job conditions (DESIGN §2) ---------------------------------------------------------------
 COND_CREATED: Final = "Created"
