@@ -11,10 +11,14 @@ numbers.
 Rule fields (the CRD's ``logMonitoringConfiguration`` keys):
 
 - ``logPattern``: lines the rule applies to (``re.search``).
-- ``expectedStartCutOffInSeconds``: no match within N active seconds of the start -> HANGING.
-- ``expectedRecurringFrequencyInSeconds``: more than N active seconds since the last match ->
-  HANGING. Before the first match only the start cut-off applies (a slow first step is the
-  start cut-off's business, as in HyperPod's canonical JobStart/JobHangingDetection pair).
+- ``expectedStartCutOffInSeconds``: no match on *any* stream within N active seconds of the
+  start -> HANGING. A rank that never prints the pattern (only rank 0 logs the loss, say) is
+  no alarm once another local rank matched; HyperPod, watching rank 0 only, cannot tell.
+- ``expectedRecurringFrequencyInSeconds``: more than N active seconds since a stream's last
+  match -> HANGING; only streams that matched before are timed (a rank that stops printing
+  what it used to print is the hang signal).
+  Before the first match only the start cut-off applies (a slow first step is the start
+  cut-off's business, as in HyperPod's canonical JobStart/JobHangingDetection pair).
 - ``metricThreshold`` + ``operator``: the first capturing group is parsed as a float (``nan``
   and ``inf`` are values too and compare as IEEE floats do, so NaN breaches no threshold);
   ``value OP threshold`` true on ``metricEvaluationDataPoints`` consecutive matches -> SLOW.
@@ -223,11 +227,12 @@ class RuleEngine:
 
     def tick(self, now: float) -> None:
         """Let time-based rules fire: call after feeding the lines read up to ``now``."""
-        for state in self._streams.values():
-            active = state.clock.active(now)
-            for rule, track in zip(self.rules, state.tracks, strict=True):
+        for index, rule in enumerate(self.rules):
+            anyone = any(s.tracks[index].last_match is not None for s in self._streams.values())
+            for state in self._streams.values():
+                track = state.tracks[index]
                 if not track.stopped and track.state is not RuleState.FAULTED:
-                    _tick(rule, track, active)
+                    _tick(rule, track, state.clock.active(now), anyone_matched=anyone)
 
     def hold(self, stream: int | None, reason: str, now: float) -> None:
         """Pause the timers of ``stream`` (all streams when None) for ``reason``."""
@@ -310,8 +315,10 @@ def _evaluate_metric(rule: Rule, track: _Track, match: re.Match[str]) -> None:
         track.state = RuleState.HEALTHY
 
 
-def _tick(rule: Rule, track: _Track, active: float) -> None:
+def _tick(rule: Rule, track: _Track, active: float, *, anyone_matched: bool) -> None:
     if track.last_match is None:
+        if anyone_matched:
+            return
         if rule.start_cutoff is not None and active > rule.start_cutoff:
             track.state = RuleState.HANGING
             track.detail = (

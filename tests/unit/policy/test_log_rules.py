@@ -152,7 +152,9 @@ def test_recurring_gap_fires_and_matches_reset_it() -> None:
     assert run(eng, clock, 10, None) is RuleState.HEALTHY
     assert run(eng, clock, 0.5, "unrelated line") is RuleState.HANGING
     verdict = eng.verdict()
-    assert verdict is not None and verdict.line == "Loss: 1" and "expected every 10s" in verdict.detail
+    assert (
+        verdict is not None and verdict.line == "Loss: 1" and "expected every 10s" in verdict.detail
+    )
     assert run(eng, clock, 1, "Loss: 1") is RuleState.HEALTHY  # a late line heals the rule
 
 
@@ -164,7 +166,9 @@ def test_recurring_alone_waits_for_the_first_match() -> None:
 
 def test_cutoff_and_recurring_on_one_rule() -> None:
     clock = FakeClock()
-    eng = engine(clock, rule(expectedStartCutOffInSeconds=100, expectedRecurringFrequencyInSeconds=5))
+    eng = engine(
+        clock, rule(expectedStartCutOffInSeconds=100, expectedRecurringFrequencyInSeconds=5)
+    )
     assert run(eng, clock, 90, "Loss: 1") is RuleState.HEALTHY  # slow first step is fine
     assert run(eng, clock, 5.5, None) is RuleState.HANGING
 
@@ -202,7 +206,8 @@ def test_metric_operators(op: str, threshold: float, value: str, breach: bool) -
 def test_metric_needs_consecutive_data_points() -> None:
     clock = FakeClock()
     eng = engine(
-        clock, rule(logPattern=LOSS, metricThreshold=0.5, operator="gt", metricEvaluationDataPoints=3)
+        clock,
+        rule(logPattern=LOSS, metricThreshold=0.5, operator="gt", metricEvaluationDataPoints=3),
     )
     assert run(eng, clock, 1, "Loss: 0.9") is RuleState.HEALTHY
     assert run(eng, clock, 1, "Loss: 0.9") is RuleState.HEALTHY
@@ -232,7 +237,9 @@ def test_metric_rule_with_recurring_timer() -> None:
     clock = FakeClock()
     eng = engine(
         clock,
-        rule(logPattern=LOSS, metricThreshold=5, operator="gt", expectedRecurringFrequencyInSeconds=3),
+        rule(
+            logPattern=LOSS, metricThreshold=5, operator="gt", expectedRecurringFrequencyInSeconds=3
+        ),
     )
     assert run(eng, clock, 1, "Loss: 1") is RuleState.HEALTHY
     assert run(eng, clock, 4, None) is RuleState.HANGING
@@ -245,7 +252,10 @@ def test_fault_on_match_is_sticky() -> None:
     clock = FakeClock()
     eng = engine(clock, rule(logPattern="CUDA error", faultOnMatch=True))
     assert run(eng, clock, 1, "all fine") is RuleState.WAITING
-    assert run(eng, clock, 1, "RuntimeError: CUDA error: an illegal memory access") is RuleState.FAULTED
+    assert (
+        run(eng, clock, 1, "RuntimeError: CUDA error: an illegal memory access")
+        is RuleState.FAULTED
+    )
     assert run(eng, clock, 1, "all fine again") is RuleState.FAULTED
     verdict = eng.verdict()
     assert verdict is not None and verdict.line is not None and "illegal memory" in verdict.line
@@ -402,6 +412,6 @@ def test_healthy_soak_has_no_false_alarms() -> None:
         clock.advance(rng.uniform(0.5, 55))
         eng.tick(clock.monotonic())
         assert eng.verdict() is None, f"false alarm at step {step}: {eng.verdict()}"
-        if loss != loss or loss > 10:
+        if math.isnan(loss) or loss > 10:
             loss = 1.0
     assert set(eng.states().values()) == {RuleState.HEALTHY}
