@@ -26,6 +26,8 @@ from typing import Any
 
 import yaml
 
+from trainguard.store.sqlite import SqliteStore
+
 BENCH = Path(__file__).resolve().parent
 WORKER = BENCH / "worker.py"
 BIN = Path(sys.executable).parent
@@ -53,7 +55,9 @@ class Trial:
 def worker_args(
     trial_dir: Path, *, steps: int, params_mb: float, ckpt: str, **kw: Any
 ) -> list[str]:
+    """The worker's command line; fault times and ``--max-wall`` count from now (``--epoch``)."""
     args = [
+        f"--epoch={time.time():.3f}",
         f"--steps={steps}",
         f"--params-mb={params_mb}",
         f"--ckpt={ckpt}",
@@ -93,7 +97,13 @@ def run_torchrun(
 
 
 def job_manifest(
-    trial_dir: Path, *, nproc: int, hot_spares: bool, rules: Sequence[dict[str, Any]], **kw: Any
+    trial_dir: Path,
+    *,
+    nproc: int,
+    hot_spares: bool,
+    rules: Sequence[dict[str, Any]],
+    spares: int = 0,
+    **kw: Any,
 ) -> Path:
     """A one-node HyperPodPyTorchJob running the worker under ``hyperpodrun``."""
     command = ["hyperpodrun", f"--nproc-per-node={nproc}", "--nnodes=1"]
@@ -107,7 +117,12 @@ def job_manifest(
         "spec": {
             "nprocPerNode": str(nproc),
             "replicaSpecs": [
-                {"name": "pods", "replicas": 1, "template": {"spec": {"containers": [container]}}}
+                {
+                    "name": "pods",
+                    "replicas": 1,
+                    "spares": spares,
+                    "template": {"spec": {"containers": [container]}},
+                }
             ],
             "runPolicy": {
                 "jobMaxRetryCount": 1000,
@@ -131,20 +146,27 @@ def run_trainguard(
     nproc: int,
     hot_spares: bool,
     timeout: float,
+    nodes: int = 2,
+    spares: int = 0,
     rules: Sequence[dict[str, Any]] = (),
     faults: Sequence[str] = (),
     **kw: Any,
 ) -> Trial:
     """Our arm: ``trainguard run`` on a private local cluster."""
     trial = Trial("trainguard-hot" if hot_spares else "trainguard", trial_dir / "events")
-    manifest = job_manifest(trial_dir, nproc=nproc, hot_spares=hot_spares, rules=rules, **kw)
-    command = [str(BIN / "trainguard"), "run", str(manifest), "--nodes=2", "-o", "json"]
+    manifest = job_manifest(
+        trial_dir, nproc=nproc, hot_spares=hot_spares, rules=rules, spares=spares, **kw
+    )
+    command = [str(BIN / "trainguard"), "run", str(manifest), f"--nodes={nodes}", "-o", "json"]
     for fault in faults:
         command += ["--fault", fault]
     env = {"TRAINGUARD_HOME": str(trial_dir / "home")}
     try:
         output = _run(trial, command, timeout=timeout, cwd=trial_dir, env=env)
         trial.extra["job"] = json.loads(output) if output.strip() else None
+        store = SqliteStore(trial_dir / "home" / "state.db")
+        trial.extra["events"] = store.list_events(kind="Job")
+        store.close()
     finally:
         subprocess.run(
             [str(BIN / "trainguard"), "cluster", "down"],
@@ -177,8 +199,11 @@ def _run(
             check=False,
         )
         log.seek(0)
-        (cwd / f"{trial.arm}.stderr").write_text(log.read())
+        log_text = log.read()
+        (cwd / f"{trial.arm}.stderr").write_text(log_text)
     trial.wall_s, trial.exit_code = time.time() - trial.started, done.returncode
+    if done.returncode == 2:
+        raise RuntimeError(f"{command[0]} rejected its input: {log_text[-2000:]}")
     return done.stdout
 
 

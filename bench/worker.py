@@ -46,6 +46,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--faults", default="[]", help="JSON [[seconds, rank], ...]")
     parser.add_argument("--epoch", type=float, default=0.0, help="wall time faults count from")
     parser.add_argument("--verify", action="store_true", help="log state checksums (slow)")
+    parser.add_argument("--max-wall", type=float, default=0.0, help="end after S s from --epoch")
+    parser.add_argument("--slow-first-step", type=float, default=0.0, help="extra first-step s")
     parser.add_argument(
         "--fresh-port", type=int, default=0, help="torchrun arm: rendezvous on BASE + restart"
     )
@@ -156,6 +158,13 @@ def fire_due_fault(args: argparse.Namespace, rank: int, events: Events, faults: 
         os._exit(1)
 
 
+def out_of_time(args: argparse.Namespace) -> bool:
+    """Whether ``--max-wall`` has passed, agreed by all ranks so they stop at the same step."""
+    late = torch.tensor([int(time.time() - args.epoch > args.max_wall)])
+    dist.all_reduce(late, op=dist.ReduceOp.MAX)
+    return bool(late.item())
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     if args.fresh_port:
@@ -198,8 +207,13 @@ def main(argv: list[str]) -> int:
             state = {"model": model.state_dict(), "optimizer": optimizer.state_dict()}
             store.save(step, state)
             events.log("saved", step=step, digest=digest(model, optimizer) if args.verify else None)
+        if step == (resumed or 0) + 1:
+            time.sleep(args.slow_first_step)
         time.sleep(max(0.0, args.step_time - (time.monotonic() - began)))
+        if args.max_wall and out_of_time(args):
+            break
         events.log("step", step=step, seconds=time.monotonic() - began)
+        print(f"[rank {rank}] Step: {step} Loss: {loss.item():.6f}", flush=True)
     if store is not None:
         store.wait()
     dist.barrier()
