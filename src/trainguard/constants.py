@@ -108,3 +108,16 @@ AGENT_REASON_LOG_FAULT_PREFIX: Final = "LogFault_"
 # --- restart types (status.latestFaultyPodInstanceList.restartType) ---------------------------
 RESTART_PLR: Final = "PLR"
 RESTART_JLR: Final = "JLR"
+
+# --- node health agent and deep health checks (issue 7) ---------------------------------------
+ANNOTATION_HEALTH_AGENT_STATUS: Final = "trainguard.io/health-agent-status"
+REASON_HEALTH_CHECK_FAILED: Final = "HealthCheckFailed"
+REASON_HEALTH_CHECK_NOTICE: Final = "HealthCheckNotice"
+REASON_HEALTH_CHECK_RECOVERED: Final = "HealthCheckRecovered"
+REASON_HEALTH_CHECK_ERROR: Final = "HealthCheckError"
+REASON_NODE_HEALTH_CHANGED: Final = "NodeHealthChanged"
+REASON_DEEP_HEALTH_STARTED: Final = "DeepHealthCheckStarted"
+REASON_DEEP_HEALTH_PASSED: Final = "DeepHealthCheckPassed"
+REASON_DEEP_HEALTH_FAILED: Final = "DeepHealthCheckFailed"
+DEEP_CHECK_STRESS: Final = "InstanceStress"
+DEEP_CHECK_CONNECTIVITY: Final = "InstanceConnectivity"
