@@ -11,6 +11,10 @@ import platform
 import typer
 
 from trainguard import __version__
+from trainguard.cli import cluster as cluster_cmd
+from trainguard.cli import jobs as jobs_cmd
+from trainguard.cli import nodes as nodes_cmd
+from trainguard.cli import run as run_cmd
 from trainguard.cli import validate as validate_cmd
 from trainguard.cli.console import handle_errors
 
@@ -24,6 +28,12 @@ app = typer.Typer(
 
 app.command("validate")(handle_errors(validate_cmd.validate))
 app.command("crd")(handle_errors(validate_cmd.print_crd))
+app.command("run")(handle_errors(run_cmd.run))
+app.command("controller")(handle_errors(cluster_cmd.controller))
+app.add_typer(cluster_cmd.cluster_app, name="cluster")
+app.add_typer(jobs_cmd.job_app, name="job")
+app.add_typer(jobs_cmd.fault_app, name="fault")
+app.add_typer(nodes_cmd.node_app, name="node")
 
 
 @app.command("version")

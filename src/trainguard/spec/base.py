@@ -82,7 +82,7 @@ def _check_label_key(key: str) -> str:
     return key
 
 
-def _check_labels(labels: dict[str, str]) -> dict[str, str]:
+def check_labels(labels: dict[str, str]) -> dict[str, str]:
     for key, val in labels.items():
         _check_label_key(key)
         if len(val) > 63 or not LABEL_VALUE_RE.match(val):
@@ -100,4 +100,4 @@ Quantity = Annotated[
         {"anyOf": [{"type": "integer"}, {"type": "string"}], "x-kubernetes-int-or-string": True}
     ),
 ]
-Labels = Annotated[dict[str, str], AfterValidator(_check_labels)]
+Labels = Annotated[dict[str, str], AfterValidator(check_labels)]

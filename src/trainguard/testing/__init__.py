@@ -4,6 +4,8 @@ Like ``kopf.testing``, this module is part of the public API so users can test t
 extensions (policies, backends) the way we test ours.
 """
 
+from trainguard.testing.agent_server import FakeAgentServer, HttpFakeBackend
+from trainguard.testing.agents import FakeAgent, FakeBackend
 from trainguard.testing.clock import FakeClock
 
-__all__ = ["FakeClock"]
+__all__ = ["FakeAgent", "FakeAgentServer", "FakeBackend", "FakeClock", "HttpFakeBackend"]

@@ -1,0 +1,75 @@
+"""The backend interface: the only layer that creates, inspects and removes pods and nodes.
+
+The controller decides; a backend carries decisions out on some substrate (local processes
+today, Kubernetes Pods later), following torchx's scheduler pattern: one ABC, a lazy registry
+by name (`trainguard.backends.get_backend`), and every backend tested by the same contract.
+"""
+
+from __future__ import annotations
+
+import signal
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+from trainguard.spec.k8s import Container
+from trainguard.store.records import NodeRecord, PodRecord
+
+
+@dataclass(frozen=True)
+class PodLaunch:
+    """Everything needed to start one pod of a job on a chosen node."""
+
+    namespace: str
+    job: str
+    job_uid: str
+    pod: str
+    node: str
+    replica_spec: str
+    node_rank: int | None
+    spare: bool
+    attempt: int
+    container: Container
+    nproc_per_node: str
+    nnodes: int
+    token: str
+    source_dir: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+class Backend(ABC):
+    """Creates and removes pods on nodes; reports whether they are alive."""
+
+    name: str = "base"
+
+    @abstractmethod
+    def create_pod(self, launch: PodLaunch, *, now: float) -> PodRecord:
+        """Start the pod and return its record (with pid/port when the backend knows them)."""
+
+    @abstractmethod
+    def delete_pod(self, pod: PodRecord, *, grace: float) -> None:
+        """Stop the pod: the shutdown signal first, then a kill after ``grace`` seconds."""
+
+    @abstractmethod
+    def pod_alive(self, pod: PodRecord) -> bool:
+        """Whether the pod's main process is still running."""
+
+    @abstractmethod
+    def list_nodes(self) -> list[NodeRecord]:
+        """The nodes pods may be placed on."""
+
+    @abstractmethod
+    def signal(self, pod: PodRecord, pid: int, sig: signal.Signals) -> None:
+        """Send ``sig`` to process ``pid`` inside ``pod`` (fault injection)."""
+
+    @abstractmethod
+    def release_job(self, namespace: str, job: str, job_uid: str) -> None:
+        """Free what the job held on nodes beyond its pods (shared-memory checkpoints)."""
+
+    def free_port(self, host: str) -> int:
+        """A port on ``host`` for the job's rendezvous (master) endpoint."""
+        raise NotImplementedError(f"backend {self.name} allocates no master ports")
+
+    def step(self, *, now: float) -> None:
+        """Advance node lifecycles (reboots, recoveries); called once per controller step."""
+        del now

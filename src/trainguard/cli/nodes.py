@@ -1,0 +1,89 @@
+"""``trainguard node list`` and ``trainguard node label``.
+
+Labelling a node ``sagemaker.amazonaws.com/node-health-status=UnschedulablePendingReboot`` is
+HyperPod's documented resiliency test; here it triggers the same remediation.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from trainguard import constants as c
+from trainguard.cli import console
+from trainguard.cli.console import handle_errors
+from trainguard.cli.local import open_cluster
+from trainguard.cli.validate import Output
+from trainguard.errors import UsageError
+from trainguard.spec.base import check_labels
+from trainguard.store.records import EventRecord
+
+node_app = typer.Typer(help="Inspect and label the local cluster's nodes.", no_args_is_help=True)
+
+
+@node_app.command("list")
+@handle_errors
+def list_nodes(output: Annotated[Output, typer.Option("--output", "-o")] = Output.text) -> None:
+    """Nodes with health, deep-health status, fault reasons and the pods they host."""
+    store = open_cluster().store
+    nodes = store.list_nodes()
+    pods: dict[str, list[str]] = {}
+    for pod in store.list_pods():
+        pods.setdefault(pod.node, []).append(pod.name)
+    if output is Output.json:
+        items = [
+            {
+                "name": n.name,
+                "labels": n.labels,
+                "annotations": n.annotations,
+                "pods": pods.get(n.name, []),
+            }
+            for n in nodes
+        ]
+        console.print_json({"apiVersion": "v1", "kind": "List", "items": items})
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in ("NAME", "HEALTH", "DEEP-HEALTH", "FAULT-REASONS", "INSTANCE-TYPE", "PODS"):
+        table.add_column(column)
+    for node in nodes:
+        table.add_row(
+            node.name,
+            node.labels.get(c.LABEL_NODE_HEALTH, "-"),
+            node.labels.get(c.LABEL_DEEP_HEALTH, "-"),
+            node.labels.get(c.LABEL_FAULT_REASONS, "-"),
+            node.labels.get(c.LABEL_INSTANCE_TYPE, "-"),
+            ",".join(pods.get(node.name, [])) or "-",
+        )
+    console.out.print(table)
+
+
+@node_app.command("label")
+@handle_errors
+def label(
+    node: str,
+    assignments: Annotated[list[str], typer.Argument(help="KEY=VALUE to set, KEY- to remove.")],
+) -> None:
+    """Set or remove labels of a node (``--overwrite`` is implied)."""
+    changes: dict[str, str | None] = {}
+    for item in assignments:
+        if item.endswith("-") and "=" not in item:
+            changes[item[:-1]] = None
+            continue
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UsageError(f"{item!r}: expected KEY=VALUE or KEY-")
+        try:
+            check_labels({key: value})
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
+        if key == c.LABEL_NODE_HEALTH and value not in c.HEALTH_STATUSES:
+            raise UsageError(f"{key} must be one of {', '.join(c.HEALTH_STATUSES)}")
+        changes[key] = value
+    store = open_cluster().store
+    store.patch_node(node, labels=changes)
+    message = ", ".join(f"{k}={v}" if v is not None else f"{k}-" for k, v in changes.items())
+    store.add_events([EventRecord("Node", "", node, "Normal", "Labelled", message, time.time())])
+    console.out.print(f"node/{node} labeled", markup=False)

@@ -1,0 +1,124 @@
+"""Fault detection: from pods, agent statuses and node labels to the one fault to remediate.
+
+Pure. The order encodes root-cause priority: a node going bad explains workers crashing on
+it and on its peers (collectives fail everywhere once one rank is gone), a lost pod explains its
+own silence, and among agents that report faulted workers the earliest report is the root cause
+(torch.distributed.elastic's rule for error files). Agent reasons are mapped to HyperPod's
+job-level reasons (``LogHang_<rule>`` -> ``LogStateHanging_<rule>``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from trainguard import constants as c
+from trainguard.agent.protocol import AgentState
+from trainguard.controller.context import PodView
+from trainguard.controller.state import ActiveFault
+from trainguard.store.records import NodeRecord
+
+UNHEALTHY = frozenset({c.HEALTH_PENDING_REBOOT, c.HEALTH_PENDING_REPLACEMENT})
+_REASON_PREFIXES = (
+    (c.AGENT_REASON_LOG_HANG_PREFIX, c.REASON_LOG_HANGING_PREFIX),
+    (c.AGENT_REASON_LOG_SLOW_PREFIX, c.REASON_LOG_SLOW_PREFIX),
+    (c.AGENT_REASON_LOG_FAULT_PREFIX, c.REASON_LOG_FAULT_PREFIX),
+)
+
+
+def job_reason(agent_reason: str | None) -> str:
+    """HyperPod's job-level reason for an agent's fault reason."""
+    reason = agent_reason or "WorkerFault"
+    for agent_prefix, job_prefix in _REASON_PREFIXES:
+        if reason.startswith(agent_prefix):
+            return job_prefix + reason[len(agent_prefix) :]
+    return reason
+
+
+def unhealthy_nodes(pods: Sequence[PodView], nodes: Mapping[str, NodeRecord]) -> list[str]:
+    """Nodes hosting an active pod whose health label asks for a reboot or replacement."""
+    found = []
+    for pod in pods:
+        node = nodes.get(pod.record.node)
+        health = node.labels.get(c.LABEL_NODE_HEALTH) if node else c.HEALTH_PENDING_REPLACEMENT
+        if pod.active and health in UNHEALTHY and pod.record.node not in found:
+            found.append(pod.record.node)
+    return found
+
+
+def detect_fault(
+    pods: Sequence[PodView], nodes: Mapping[str, NodeRecord], *, now: float
+) -> ActiveFault | None:
+    """The fault to remediate now, or None when every active pod is healthy."""
+    active = [p for p in pods if p.active]
+    return (
+        _node_fault(active, nodes, now) or _lost_pods(active, now) or _faulted_agents(active, now)
+    )
+
+
+def _node_fault(
+    pods: list[PodView], nodes: Mapping[str, NodeRecord], now: float
+) -> ActiveFault | None:
+    bad = unhealthy_nodes(pods, nodes)
+    if not bad:
+        return None
+    victims = [p for p in pods if p.record.node in bad]
+    return ActiveFault(
+        reason=c.REASON_NODE_FAULT,
+        message=f"Found unhealthy node {', '.join(bad)}",
+        detected_at=now,
+        observed_at=now,
+        pods=[p.name for p in victims],
+        ranks=[p.record.node_rank for p in victims if p.record.node_rank is not None],
+        nodes=bad,
+        replace=[p.name for p in victims],
+    )
+
+
+def _lost_pods(pods: list[PodView], now: float) -> ActiveFault | None:
+    lost = [p for p in pods if not p.alive or p.agent_state is AgentState.SHUTDOWN]
+    if not lost:
+        return None
+    return ActiveFault(
+        reason=c.REASON_POD_LOST,
+        message="Pod " + ", ".join(f"{p.name} on {p.record.node}" for p in lost) + " was lost",
+        detected_at=now,
+        observed_at=now,
+        pods=[p.name for p in lost],
+        ranks=[p.record.node_rank for p in lost if p.record.node_rank is not None],
+        nodes=[p.record.node for p in lost],
+        replace=[p.name for p in lost],
+    )
+
+
+def _faulted_agents(pods: list[PodView], now: float) -> ActiveFault | None:
+    faulted = [p for p in pods if p.agent_state is AgentState.FAULTED and p.status is not None]
+    if not faulted:
+        return None
+    faulted.sort(key=lambda p: _detected_at(p, now))
+    first = faulted[0]
+    assert first.status is not None
+    ranks = sorted(
+        {
+            f.global_rank
+            for p in faulted
+            if p.status and p.status.trainguard
+            for f in p.status.trainguard.failures
+        }
+    )
+    message = first.status.message or first.status.reason or "worker fault"
+    return ActiveFault(
+        reason=job_reason(first.status.reason),
+        message=f"{first.name}: {message}",
+        detected_at=_detected_at(first, now),
+        observed_at=now,
+        pods=[p.name for p in faulted],
+        ranks=ranks,
+        nodes=sorted({p.record.node for p in faulted}),
+    )
+
+
+def _detected_at(pod: PodView, now: float) -> float:
+    extra = pod.status.trainguard if pod.status else None
+    if extra is not None and extra.detected_at is not None:
+        return extra.detected_at
+    return now
