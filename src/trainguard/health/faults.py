@@ -69,7 +69,8 @@ class FaultRecord:
     ) -> FaultRecord:
         """The record of an Unhealthy report (notices are born recovered)."""
         notice = report.action is NodeAction.NONE
-        kept = {"findings": report.evidence["findings"][:10]} if "findings" in report.evidence else {}
+        findings = report.evidence.get("findings")
+        kept = {"findings": findings[:10]} if findings else {}
         return cls(
             check=report.check,
             fault_type=report.fault_type,

@@ -121,8 +121,9 @@ class GpuCheck:
             fault_type=FAULT_NVIDIA[worst.action],
             action=worst.action,
             devices=evidence,
-            problems=[{"reason": p.reason, "action": p.action.name, "text": p.text}
-                      for p in problems],
+            problems=[
+                {"reason": p.reason, "action": p.action.name, "text": p.text} for p in problems
+            ],
         )
 
 
@@ -136,9 +137,18 @@ class GpuCountCheck(GpuCheck):
         """Count devices and compare."""
         state = self.session.state()
         if state is NvmlState.NO_DRIVER and self.expected_gpus:
-            return self._report(now, [Problem("GpuCountMismatch", NodeAction.REBOOT,
-                f"{self.expected_gpus} GPU(s) expected, no NVIDIA driver: {self.session.detail}")],
-                {})
+            return self._report(
+                now,
+                [
+                    Problem(
+                        "GpuCountMismatch",
+                        NodeAction.REBOOT,
+                        f"{self.expected_gpus} GPU(s) expected, no NVIDIA driver: "
+                        f"{self.session.detail}",
+                    )
+                ],
+                {},
+            )
         return super().check(now)
 
     def inspect(self, device: GpuDevice) -> tuple[list[Problem], dict[str, Any]]:
@@ -148,8 +158,17 @@ class GpuCountCheck(GpuCheck):
     def no_devices(self, now: float) -> HealthReport:
         """Zero GPUs is a fault only when some were expected."""
         if self.expected_gpus:
-            return self._report(now, [Problem("GpuCountMismatch", NodeAction.REBOOT,
-                f"NVML lists 0 GPU(s), {self.expected_gpus} expected")], {})
+            return self._report(
+                now,
+                [
+                    Problem(
+                        "GpuCountMismatch",
+                        NodeAction.REBOOT,
+                        f"NVML lists 0 GPU(s), {self.expected_gpus} expected",
+                    )
+                ],
+                {},
+            )
         return not_applicable(self.name, now, "NVML lists no GPU and none is expected")
 
     def _report(
@@ -157,8 +176,13 @@ class GpuCountCheck(GpuCheck):
     ) -> HealthReport:
         count = len(evidence)
         if not problems and self.expected_gpus is not None and count != self.expected_gpus:
-            problems = [Problem("GpuCountMismatch", NodeAction.REBOOT,
-                                f"NVML lists {count} GPU(s), {self.expected_gpus} expected")]
+            problems = [
+                Problem(
+                    "GpuCountMismatch",
+                    NodeAction.REBOOT,
+                    f"NVML lists {count} GPU(s), {self.expected_gpus} expected",
+                )
+            ]
         report = super()._report(now, problems, evidence)
         report.evidence.update(count=count, expected=self.expected_gpus)
         return report
@@ -185,19 +209,37 @@ class GpuEccCheck(GpuCheck):
     def inspect(self, device: GpuDevice) -> tuple[list[Problem], dict[str, Any]]:
         """Read both counters."""
         try:
-            unc = self.session.call("nvmlDeviceGetTotalEccErrors", device.handle,
-                                    NVML_MEMORY_ERROR_TYPE_UNCORRECTED, NVML_VOLATILE_ECC)
-            corr = self.session.call("nvmlDeviceGetTotalEccErrors", device.handle,
-                                     NVML_MEMORY_ERROR_TYPE_CORRECTED, NVML_VOLATILE_ECC)
+            unc = self.session.call(
+                "nvmlDeviceGetTotalEccErrors",
+                device.handle,
+                NVML_MEMORY_ERROR_TYPE_UNCORRECTED,
+                NVML_VOLATILE_ECC,
+            )
+            corr = self.session.call(
+                "nvmlDeviceGetTotalEccErrors",
+                device.handle,
+                NVML_MEMORY_ERROR_TYPE_CORRECTED,
+                NVML_VOLATILE_ECC,
+            )
         except Unsupported:
             return [], {"ecc": "unsupported"}
         problems = []
         if unc > self.max_uncorrected:
-            problems.append(Problem("GpuEccUncorrectable", NodeAction.REBOOT,
-                                    f"{unc} uncorrectable ECC error(s) since driver load"))
+            problems.append(
+                Problem(
+                    "GpuEccUncorrectable",
+                    NodeAction.REBOOT,
+                    f"{unc} uncorrectable ECC error(s) since driver load",
+                )
+            )
         if self.max_corrected is not None and corr > self.max_corrected:
-            problems.append(Problem("GpuEccCorrectedHigh", NodeAction.REBOOT,
-                                    f"{corr} corrected ECC errors (limit {self.max_corrected})"))
+            problems.append(
+                Problem(
+                    "GpuEccCorrectedHigh",
+                    NodeAction.REBOOT,
+                    f"{corr} corrected ECC errors (limit {self.max_corrected})",
+                )
+            )
         return problems, {"uncorrectedVolatile": unc, "correctedVolatile": corr}
 
 
@@ -229,36 +271,69 @@ class GpuRetiredPagesCheck(GpuCheck):
             )
         except Unsupported:
             return self._retired_pages(device)
-        evidence = {"remappedCorrectable": corr, "remappedUncorrectable": unc,
-                    "remapPending": bool(pending), "remapFailure": bool(failure)}
+        evidence = {
+            "remappedCorrectable": corr,
+            "remappedUncorrectable": unc,
+            "remapPending": bool(pending),
+            "remapFailure": bool(failure),
+        }
         problems = []
         if failure:
-            problems.append(Problem("GpuRowRemapFailure", NodeAction.REPLACE,
-                                    "row remapping failed: no spare rows left"))
+            problems.append(
+                Problem(
+                    "GpuRowRemapFailure",
+                    NodeAction.REPLACE,
+                    "row remapping failed: no spare rows left",
+                )
+            )
         elif pending:
-            problems.append(Problem("GpuRowRemapPending", NodeAction.REBOOT,
-                                    f"row remap pending ({unc} uncorrectable, {corr} correctable)"))
+            problems.append(
+                Problem(
+                    "GpuRowRemapPending",
+                    NodeAction.REBOOT,
+                    f"row remap pending ({unc} uncorrectable, {corr} correctable)",
+                )
+            )
         return problems, evidence
 
     def _retired_pages(self, device: GpuDevice) -> tuple[list[Problem], dict[str, Any]]:
         try:
-            sbe = self.session.call("nvmlDeviceGetRetiredPages", device.handle,
-                                    NVML_PAGE_RETIREMENT_CAUSE_MULTIPLE_SINGLE_BIT_ECC_ERRORS)
-            dbe = self.session.call("nvmlDeviceGetRetiredPages", device.handle,
-                                    NVML_PAGE_RETIREMENT_CAUSE_DOUBLE_BIT_ECC_ERROR)
+            sbe = self.session.call(
+                "nvmlDeviceGetRetiredPages",
+                device.handle,
+                NVML_PAGE_RETIREMENT_CAUSE_MULTIPLE_SINGLE_BIT_ECC_ERRORS,
+            )
+            dbe = self.session.call(
+                "nvmlDeviceGetRetiredPages",
+                device.handle,
+                NVML_PAGE_RETIREMENT_CAUSE_DOUBLE_BIT_ECC_ERROR,
+            )
             pending = self.session.call("nvmlDeviceGetRetiredPagesPendingStatus", device.handle)
         except Unsupported:
             return [], {"memoryRepair": "unsupported"}
         retired = len(sbe) + len(dbe)
-        evidence = {"retiredSingleBit": len(sbe), "retiredDoubleBit": len(dbe),
-                    "retirementPending": pending == NVML_FEATURE_ENABLED}
+        evidence = {
+            "retiredSingleBit": len(sbe),
+            "retiredDoubleBit": len(dbe),
+            "retirementPending": pending == NVML_FEATURE_ENABLED,
+        }
         problems = []
         if retired > self.max_retired_pages:
-            problems.append(Problem("GpuRetiredPagesExceeded", NodeAction.REPLACE,
-                                    f"{retired} retired pages (limit {self.max_retired_pages})"))
+            problems.append(
+                Problem(
+                    "GpuRetiredPagesExceeded",
+                    NodeAction.REPLACE,
+                    f"{retired} retired pages (limit {self.max_retired_pages})",
+                )
+            )
         elif pending == NVML_FEATURE_ENABLED:
-            problems.append(Problem("GpuPageRetirementPending", NodeAction.REBOOT,
-                                    "page retirement pending until the next reset"))
+            problems.append(
+                Problem(
+                    "GpuPageRetirementPending",
+                    NodeAction.REBOOT,
+                    "page retirement pending until the next reset",
+                )
+            )
         return problems, evidence
 
 
@@ -287,28 +362,43 @@ class GpuThermalCheck(GpuCheck):
         limit = self.max_temperature_c or self._slowdown_threshold(device)
         reasons = self._throttle_reasons(device)
         active = [name for bit, name in THROTTLE_FAULT_BITS.items() if reasons & bit]
-        evidence = {"temperatureC": temp, "limitC": limit, "throttleReasons": hex(reasons),
-                    "hardwareThrottle": active}
+        evidence = {
+            "temperatureC": temp,
+            "limitC": limit,
+            "throttleReasons": hex(reasons),
+            "hardwareThrottle": active,
+        }
         problems = []
         if limit is not None and temp >= limit:
-            problems.append(Problem("GpuOverTemperature", self.action,
-                                    f"{temp} C at or above the {limit} C limit"))
+            problems.append(
+                Problem(
+                    "GpuOverTemperature", self.action, f"{temp} C at or above the {limit} C limit"
+                )
+            )
         if active:
-            problems.append(Problem("GpuHardwareThrottle", self.action,
-                                    f"clocks held down by {', '.join(active)}"))
+            problems.append(
+                Problem(
+                    "GpuHardwareThrottle", self.action, f"clocks held down by {', '.join(active)}"
+                )
+            )
         return problems, evidence
 
     def _slowdown_threshold(self, device: GpuDevice) -> int | None:
         try:
-            value = self.session.call("nvmlDeviceGetTemperatureThreshold", device.handle,
-                                      NVML_TEMPERATURE_THRESHOLD_SLOWDOWN)
+            value = self.session.call(
+                "nvmlDeviceGetTemperatureThreshold",
+                device.handle,
+                NVML_TEMPERATURE_THRESHOLD_SLOWDOWN,
+            )
         except Unsupported:
             return None
         return int(value)
 
     def _throttle_reasons(self, device: GpuDevice) -> int:
-        for function in ("nvmlDeviceGetCurrentClocksEventReasons",
-                         "nvmlDeviceGetCurrentClocksThrottleReasons"):
+        for function in (
+            "nvmlDeviceGetCurrentClocksEventReasons",
+            "nvmlDeviceGetCurrentClocksThrottleReasons",
+        ):
             try:
                 return int(self.session.call(function, device.handle))
             except Unsupported:
@@ -352,17 +442,24 @@ class NvLinkCheck(GpuCheck):
         problems = []
         baseline = self._baseline_up.setdefault(device.uuid, set(up))
         if baseline - up:
-            problems.append(Problem("NvLinkDown", self.action,
-                                    f"link(s) {sorted(baseline - up)} went down"))
+            problems.append(
+                Problem("NvLinkDown", self.action, f"link(s) {sorted(baseline - up)} went down")
+            )
         if self.expected_links is not None and len(up) < self.expected_links:
-            problems.append(Problem("NvLinkDown", self.action,
-                                    f"{len(up)} active link(s), {self.expected_links} expected"))
+            problems.append(
+                Problem(
+                    "NvLinkDown",
+                    self.action,
+                    f"{len(up)} active link(s), {self.expected_links} expected",
+                )
+            )
         previous = self._last_counts.get(device.uuid)
         self._last_counts[device.uuid] = counts
         delta = {k: counts[k] - previous.get(k, 0) for k in counts} if previous else {}
         if sum(delta.values()) >= self.max_error_delta > 0:
-            problems.append(Problem("NvLinkErrors", self.action,
-                                    f"NVLink error counters rose by {delta}"))
+            problems.append(
+                Problem("NvLinkErrors", self.action, f"NVLink error counters rose by {delta}")
+            )
         return problems, {"linksUp": len(up), "links": len(states), "errors": counts}
 
     def _link_states(self, device: GpuDevice) -> dict[int, bool]:
@@ -381,8 +478,11 @@ class NvLinkCheck(GpuCheck):
         for link in links:
             for name, counter in NVLINK_COUNTERS.items():
                 try:
-                    totals[name] += int(self.session.call(
-                        "nvmlDeviceGetNvLinkErrorCounter", device.handle, link, counter))
+                    totals[name] += int(
+                        self.session.call(
+                            "nvmlDeviceGetNvLinkErrorCounter", device.handle, link, counter
+                        )
+                    )
                 except Unsupported:
                     continue
         return totals

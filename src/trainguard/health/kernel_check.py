@@ -68,9 +68,7 @@ class KernelLogCheck:
                 findings=[_describe(f, now) for f in notices],
                 bootId=self._boot,
             )
-        return healthy(
-            self.name, now, f"no faults in {self.source.description}", bootId=self._boot
-        )
+        return healthy(self.name, now, f"no faults in {self.source.description}", bootId=self._boot)
 
     def restore(self, evidence: Mapping[str, object], *, boot_id: str | None) -> bool:
         """Re-latch the findings of an earlier report of this check if it was made in this boot.

@@ -68,7 +68,9 @@ class NvmlSession:
         module: a pynvml-compatible module; by default ``pynvml`` is imported lazily.
     """
 
-    def __init__(self, module: Any | None = None, *, loader: Callable[[], Any | None] = import_pynvml):
+    def __init__(
+        self, module: Any | None = None, *, loader: Callable[[], Any | None] = import_pynvml
+    ) -> None:
         self._module = module
         self._loader = loader
         self._state: NvmlState | None = None
@@ -113,6 +115,8 @@ class NvmlSession:
             HealthCheckError: any other NVML failure.
         """
         nvml = self._module
+        if nvml is None:
+            raise HealthCheckError(f"NVML {function} called before NVML was initialised")
         fn = getattr(nvml, function, None)
         if fn is None:
             raise Unsupported(f"{function} is not in this pynvml")

@@ -85,16 +85,22 @@ class DiskCheck:
             )
             if space_low:
                 problems.append(
-                    ("DiskSpaceLow", f"{path}: {usage.free_bytes} bytes free "
-                     f"({usage.free_fraction:.1%} of {usage.total_bytes})")
+                    (
+                        "DiskSpaceLow",
+                        f"{path}: {usage.free_bytes} bytes free "
+                        f"({usage.free_fraction:.1%} of {usage.total_bytes})",
+                    )
                 )
             if (
                 self.min_free_inode_fraction > 0
                 and usage.free_inode_fraction < self.min_free_inode_fraction
             ):
                 problems.append(
-                    ("InodesLow", f"{path}: {usage.free_inodes} inodes free "
-                     f"({usage.free_inode_fraction:.1%} of {usage.total_inodes})")
+                    (
+                        "InodesLow",
+                        f"{path}: {usage.free_inodes} inodes free "
+                        f"({usage.free_inode_fraction:.1%} of {usage.total_inodes})",
+                    )
                 )
         if not problems:
             return healthy(self.name, now, f"{len(self.paths)} path(s) have space", paths=evidence)

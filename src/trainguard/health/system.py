@@ -100,7 +100,8 @@ def zombie_processes() -> list[ZombieProcess]:
         for proc in psutil.process_iter(["pid", "ppid", "name", "status"]):
             info = proc.info
             if info.get("status") == psutil.STATUS_ZOMBIE:
-                zombies.append(ZombieProcess(info["pid"], info.get("ppid") or 0, info["name"] or ""))
+                ppid = info.get("ppid") or 0
+                zombies.append(ZombieProcess(info["pid"], ppid, info["name"] or ""))
     except (OSError, psutil.Error) as exc:
         raise HealthCheckError(f"cannot read the process table: {exc}") from exc
     return zombies

@@ -80,9 +80,7 @@ class InMemoryNodeSink:
     def events_for(self, node: str, reason: str | None = None) -> list[RecordedEvent]:
         """Events of ``node`` (optionally only those with ``reason``), in order."""
         with self._lock:
-            return [
-                e for e in self.events if e.node == node and reason in (None, e.reason)
-            ]
+            return [e for e in self.events if e.node == node and reason in (None, e.reason)]
 
     def label_history(self, node: str, key: str) -> list[str | None]:
         """Every value ``key`` was patched to on ``node``, in order (``None`` = deleted)."""
