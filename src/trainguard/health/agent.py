@@ -110,22 +110,27 @@ class HealthAgent:
         self._boot_id = boot_id
         self._next_due: dict[str, float] = {}
         self._restored = False
+        self._boot: str | None = None
 
     def step(self) -> StepResult:
         """Probe the due checks and write the node's health; return what happened."""
         now, mono = self.clock.wall(), self.clock.monotonic()
         annotations = self.sink.node_annotations(self.node)
-        history = decode_fault_details(annotations.get(c.ANNOTATION_FAULT_DETAILS))
-        if not self._restored:
-            self._restore(history)
+        stored = decode_fault_details(annotations.get(c.ANNOTATION_FAULT_DETAILS))
         boot = self._boot_id() if self._boot_id else None
+        if not self._restored:
+            self._restore(stored, boot)
+        elif boot != self._boot:
+            self.tracker.clear()
+        self._boot = boot
+        history = _forget_other_boots(stored, boot, now)
         reports = [self._escalate(r, history, boot) for r in self._probe_due(now, mono)]
         transitions = [t for t in map(self.tracker.observe, reports) if t is not None]
         new_history = _record(history, transitions, boot_id=boot, now=now)
         labels = self.sink.node_labels(self.node)
         decision = decide_labels(labels, annotations, self.tracker.active())
         patch_annotations = dict(decision.annotations)
-        if new_history != history:
+        if new_history != stored:
             patch_annotations[c.ANNOTATION_FAULT_DETAILS] = encode_fault_details(new_history)
         if decision.labels or patch_annotations:
             self.sink.patch_node(self.node, labels=decision.labels, annotations=patch_annotations)
@@ -168,13 +173,14 @@ class HealthAgent:
             evidence={**report.evidence, "escalatedFrom": NodeAction.REBOOT.label},
         )
 
-    def _restore(self, history: Sequence[FaultRecord]) -> None:
-        """Hold again the faults this agent had raised before it restarted."""
+    def _restore(self, history: Sequence[FaultRecord], boot: str | None) -> None:
+        """Hold again the faults this agent had raised in this boot before it restarted."""
         self._restored = True
         by_name = {s.check.name: s.check for s in self.checks}
         for record in history:
             check = by_name.get(record.check)
-            if not record.active or record.source != SOURCE_AGENT or check is None:
+            mine = record.active and record.source == SOURCE_AGENT and record.boot_id == boot
+            if not mine or check is None:
                 continue
             restore = getattr(check, "restore", None)
             if restore is not None:
@@ -221,6 +227,19 @@ def _record(
         if transition.change in (Change.RAISED, Change.UPDATED, Change.NOTICE):
             records.append(FaultRecord.from_report(report, boot_id=boot_id))
     return records
+
+
+def _forget_other_boots(
+    history: Sequence[FaultRecord], boot: str | None, now: float
+) -> list[FaultRecord]:
+    """Mark the agent's faults from earlier boots recovered: the reboot was their remedy, and a
+    fault that outlived it is found again (and raised at once) by the next probe."""
+    return [
+        replace(r, recovered_at=now)
+        if r.active and r.source == SOURCE_AGENT and r.boot_id != boot
+        else r
+        for r in history
+    ]
 
 
 def _report_of(record: FaultRecord) -> HealthReport:

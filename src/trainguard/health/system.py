@@ -10,6 +10,7 @@ Every provider maps the library's own exceptions to `trainguard.errors.HealthChe
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,12 +108,19 @@ def zombie_processes() -> list[ZombieProcess]:
     return zombies
 
 
-def file_boot_id(path: Path = BOOT_ID_PATH) -> BootIdProvider:
-    """A provider reading the boot id from ``path`` (the kernel's by default; a simulated
-    node's file locally, rewritten by its simulated reboot)."""
+def file_boot_id(path: Path = BOOT_ID_PATH, *, create: bool = False) -> BootIdProvider:
+    """A provider reading the boot id from ``path`` (the kernel's by default).
+
+    With ``create`` a missing file is written with a fresh id: a simulated node keeps its boot
+    id in its node-local memory directory, which its simulated reboot wipes — so, as on a real
+    machine, every boot gets a new id.
+    """
 
     def read() -> str:
         try:
+            if create and not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(f"{uuid.uuid4()}\n", encoding="utf-8")
             return path.read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise HealthCheckError(f"cannot read boot id from {path}: {exc}") from exc

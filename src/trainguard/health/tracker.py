@@ -72,6 +72,10 @@ class FaultTracker:
         state = self._states.get(check)
         return state is not None and state.active is not None
 
+    def clear(self) -> None:
+        """Forget every fault (the node rebooted: what still holds is found again)."""
+        self._states.clear()
+
     def seed(self, report: HealthReport) -> None:
         """Hold ``report`` as active without announcing it (state restored after a restart)."""
         self._states.setdefault(report.check, _CheckState()).active = report

@@ -142,11 +142,12 @@ def test_kernel_xid_faults_latch_until_reboot_and_notices_do_not_cordon(tmp_path
         agent.step()
     assert health(sink) == c.HEALTH_PENDING_REBOOT
 
-    boot.write_text("boot-2\n")  # the node rebooted
-    for _ in range(3):
-        clock.advance(1)
-        agent.step()
+    boot.write_text("boot-2\n")  # the node rebooted: the reboot was the remedy
+    clock.advance(1)
+    agent.step()
     assert health(sink) == c.HEALTH_SCHEDULABLE
+    details = json.loads(sink.node_annotations("n1")[c.ANNOTATION_FAULT_DETAILS])
+    assert all(d["recoveredAt"] is not None for d in details)
 
     with log.open("a") as fh:  # the same fault after the reboot: the reboot did not fix it
         fh.write(XID.format(code=79))

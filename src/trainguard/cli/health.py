@@ -1,0 +1,183 @@
+"""``trainguard health check``, ``trainguard health deep`` and ``trainguard health-agent``.
+
+Thin wiring only: the checks come from `trainguard.health.catalog`, the loop from
+`trainguard.health.HealthAgent`, and the node sink from `make_sink`, the one place that decides
+where node labels live (the local cluster's store today; a Kubernetes sink later).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from trainguard.backends.local.cluster import LocalCluster, load_config
+from trainguard.backends.local.nodesink import StoreNodeSink
+from trainguard.cli import console
+from trainguard.cli.console import handle_errors
+from trainguard.cli.local import open_cluster
+from trainguard.errors import NotFoundError, UsageError
+from trainguard.health import HealthAgent, HealthReport, HealthStatus, NodeStatusSink
+from trainguard.health.agent import probe
+from trainguard.health.catalog import CHECK_NAMES, CheckSettings, build_checks
+from trainguard.store import home as default_home
+
+health_app = typer.Typer(help="Node health checks and deep health checks.", no_args_is_help=True)
+
+ChecksOpt = Annotated[
+    str | None,
+    typer.Option("--checks", help=f"Comma-separated subset of {', '.join(CHECK_NAMES)}."),
+]
+DiskOpt = Annotated[
+    list[str] | None,
+    typer.Option("--disk-path", help="Checkpoint/log directory to watch (repeatable)."),
+]
+KernelOpt = Annotated[
+    Path | None, typer.Option("--kernel-log", help="Kernel log file (default /dev/kmsg).")
+]
+UrlOpt = Annotated[
+    str | None, typer.Option("--controller-url", help="Reference clock for ClockSkew.")
+]
+GpusOpt = Annotated[int | None, typer.Option("--expected-gpus", help="GPUs this node has.")]
+
+
+def make_sink(node: str, *, root: Path | None = None) -> NodeStatusSink:
+    """The sink through which health code reads and writes ``node``'s labels.
+
+    Raises:
+        UsageError: there is no local cluster store at ``root`` or it has no node ``node``.
+    """
+    directory = root or default_home()
+    if not (directory / "state.db").exists():
+        raise UsageError(
+            f"no trainguard cluster store found at {directory} (start one with "
+            "'trainguard cluster up' or set $TRAINGUARD_HOME)"
+        )
+    store = open_cluster(directory).store
+    try:
+        store.get_node(node)
+    except NotFoundError as exc:
+        known = ", ".join(n.name for n in store.list_nodes()) or "none"
+        raise UsageError(
+            f"node {node!r} is not in the cluster at {directory} (nodes: {known})"
+        ) from exc
+    return StoreNodeSink(store)
+
+
+def node_settings(
+    node: str | None,
+    *,
+    disk_paths: list[str] | None,
+    kernel_log: Path | None,
+    controller_url: str | None,
+    expected_gpus: int | None,
+    one_shot: bool,
+) -> CheckSettings:
+    """Settings for this machine, or for simulated ``node`` of the local cluster (its memory
+    directory is its checkpoint path and holds its boot id, which its reboot wipes)."""
+    paths = list(disk_paths or [])
+    extra: dict[str, Any] = {}
+    if node is not None and (default_home() / "state.db").exists():
+        cluster = open_cluster()
+        memory = LocalCluster(cluster.store, cluster.home, load_config(cluster.home)).node_memory(
+            node
+        )
+        memory.mkdir(parents=True, exist_ok=True)
+        paths = paths or [str(memory), str(cluster.home)]
+        extra = {"boot_id_path": str(memory / "boot_id"), "simulated_boot": True}
+    return CheckSettings(
+        disk_paths=tuple(paths or ["/tmp"]),
+        kernel_log=str(kernel_log) if kernel_log else None,
+        kernel_log_from_start=one_shot,
+        controller_url=controller_url,
+        expected_gpus=expected_gpus,
+        **extra,
+    )
+
+
+def _names(checks: str | None) -> list[str] | None:
+    return [n.strip() for n in checks.split(",") if n.strip()] if checks else None
+
+
+@health_app.command("check")
+@handle_errors
+def check(
+    *,
+    node: Annotated[str | None, typer.Option("--node", help="Simulated node to check.")] = None,
+    checks: ChecksOpt = None,
+    output: Annotated[str, typer.Option("--output", "-o", help="text or json")] = "text",
+    disk_path: DiskOpt = None,
+    kernel_log: KernelOpt = None,
+    controller_url: UrlOpt = None,
+    expected_gpus: GpusOpt = None,
+) -> None:
+    """Run the checks once on this machine and print the reports (exit 1 if any failed)."""
+    if output not in ("text", "json"):
+        raise UsageError(f"--output must be text or json, not {output!r}")
+    settings = node_settings(
+        node,
+        disk_paths=disk_path,
+        kernel_log=kernel_log,
+        controller_url=controller_url,
+        expected_gpus=expected_gpus,
+        one_shot=True,
+    )
+    now = time.time()
+    reports = [probe(s.check, now) for s in build_checks(settings, names=_names(checks))]
+    if output == "json":
+        console.print_json({"node": node, "reports": [r.to_json() for r in reports]})
+    else:
+        _print_table(reports)
+    if any(r.status is HealthStatus.UNHEALTHY for r in reports):
+        raise typer.Exit(console.EXIT_FAILED)
+
+
+def _print_table(reports: list[HealthReport]) -> None:
+    table = Table(box=None, pad_edge=False)
+    for column in ("CHECK", "STATUS", "REASON", "ACTION", "MESSAGE"):
+        table.add_column(column)
+    for r in reports:
+        action = r.action.label if r.failed else "-"
+        table.add_row(r.check, r.status.value, r.reason, action, r.message)
+    console.out.print(table)
+
+
+def health_agent(
+    *,
+    node: Annotated[str, typer.Option("--node", help="The node this agent watches.")],
+    checks: ChecksOpt = None,
+    disk_path: DiskOpt = None,
+    kernel_log: KernelOpt = None,
+    controller_url: UrlOpt = None,
+    expected_gpus: GpusOpt = None,
+    interval: Annotated[float, typer.Option(help="Seconds between probes.")] = 30.0,
+    kernel_interval: Annotated[float, typer.Option(help="Seconds between log reads.")] = 5.0,
+    recover_after: Annotated[int, typer.Option(help="Passing probes before recovery.")] = 3,
+) -> None:
+    """Run the node health loop for ``--node`` until SIGTERM/SIGINT."""
+    sink = make_sink(node)
+    settings = node_settings(
+        node,
+        disk_paths=disk_path,
+        kernel_log=kernel_log,
+        controller_url=controller_url,
+        expected_gpus=expected_gpus,
+        one_shot=False,
+    )
+    settings = replace(settings, interval_s=interval, kernel_interval_s=kernel_interval)
+    scheduled = build_checks(settings, names=_names(checks))
+    agent = HealthAgent(
+        node, sink, scheduled, recover_after=recover_after, boot_id=settings.boot_id()
+    )
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    names = ", ".join(s.check.name for s in scheduled)
+    console.err.print(f"health-agent for {node}: {names}", markup=False)
+    agent.run(stop)
