@@ -15,17 +15,28 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from rich.table import Table
 
+from trainguard import constants as c
 from trainguard.backends.local.cluster import LocalCluster, load_config
 from trainguard.backends.local.nodesink import StoreNodeSink
 from trainguard.cli import console
 from trainguard.cli.console import handle_errors
 from trainguard.cli.local import open_cluster
 from trainguard.errors import NotFoundError, UsageError
-from trainguard.health import HealthAgent, HealthReport, HealthStatus, NodeStatusSink
+from trainguard.health import (
+    HealthAgent,
+    HealthCheck,
+    HealthReport,
+    HealthStatus,
+    NodeStatusSink,
+)
 from trainguard.health.agent import probe
 from trainguard.health.catalog import CHECK_NAMES, CheckSettings, build_checks
+from trainguard.health.deep.config import ConnectivityConfig, StressConfig
+from trainguard.health.deep.runner import DeepHealthRunner
 from trainguard.store import home as default_home
 
 health_app = typer.Typer(help="Node health checks and deep health checks.", no_args_is_help=True)
@@ -181,3 +192,93 @@ def health_agent(
     names = ", ".join(s.check.name for s in scheduled)
     console.err.print(f"health-agent for {node}: {names}", markup=False)
     agent.run(stop)
+
+
+class DeepConfig(BaseModel):
+    """``health deep --config FILE``: settings of both deep checks (YAML or JSON)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    instance_stress: StressConfig = Field(default_factory=StressConfig, alias="instanceStress")
+    instance_connectivity: ConnectivityConfig = Field(
+        default_factory=ConnectivityConfig, alias="instanceConnectivity"
+    )
+
+
+def load_deep_config(path: Path | None) -> DeepConfig:
+    """The deep-check config in ``path`` (defaults without one).
+
+    Raises:
+        UsageError: the file is missing, not YAML, or a field is invalid (named by its path).
+    """
+    if path is None:
+        return DeepConfig()
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+        return DeepConfig.model_validate(data)
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise UsageError(f"{path}: not YAML: {exc}") from exc
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise UsageError(f"{path}: {where}: {first['msg']}") from exc
+
+
+@health_app.command("deep")
+@handle_errors
+def deep(
+    *,
+    node: Annotated[list[str], typer.Option("--node", help="Node to check (repeatable).")],
+    checks: Annotated[
+        str, typer.Option("--checks", help="InstanceStress,InstanceConnectivity")
+    ] = f"{c.DEEP_CHECK_STRESS},{c.DEEP_CHECK_CONNECTIVITY}",
+    nodes: Annotated[
+        str | None, typer.Option("--nodes", help="Comma-separated nodes for the all-reduce.")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="YAML: instanceStress, instanceConnectivity.")
+    ] = None,
+    duration: Annotated[
+        float | None, typer.Option("--duration", help="Seconds of compute burn per device.")
+    ] = None,
+    output: Annotated[str, typer.Option("--output", "-o", help="text or json")] = "text",
+) -> None:
+    """Run deep health checks on nodes of the local cluster (exit 1 if any node failed)."""
+    settings = load_deep_config(config)
+    if duration is not None:
+        settings.instance_stress.duration_s = duration
+    selected = list(dict.fromkeys([*node, *(_names(nodes) or [])]))
+    names = _names(checks) or []
+    unknown = [n for n in names if n not in (c.DEEP_CHECK_STRESS, c.DEEP_CHECK_CONNECTIVITY)]
+    if unknown or not names:
+        raise UsageError(
+            f"--checks: unknown {unknown or names}; use InstanceStress, InstanceConnectivity"
+        )
+    sink = make_sink(selected[0])
+    for name in selected[1:]:
+        make_sink(name)  # every node must exist before any is marked
+    # torch takes seconds to import: only this command pays for it.
+    from trainguard.health.deep.connectivity import InstanceConnectivity  # noqa: PLC0415
+    from trainguard.health.deep.stress import InstanceStress  # noqa: PLC0415
+
+    deep_checks: list[HealthCheck] = []
+    if c.DEEP_CHECK_STRESS in names:
+        deep_checks.append(InstanceStress(settings.instance_stress))
+    if c.DEEP_CHECK_CONNECTIVITY in names:
+        deep_checks.append(InstanceConnectivity(selected, settings.instance_connectivity))
+    results = DeepHealthRunner(sink).run(selected, deep_checks)
+    if output == "json":
+        console.print_json(
+            {
+                name: {"status": r.status, "failures": [f.to_json() for f in r.failures]}
+                for name, r in results.items()
+            }
+        )
+    else:
+        for name, r in results.items():
+            why = "; ".join(f"{f.check}: {f.message}" for f in r.failures)
+            console.out.print(f"node/{name} {r.status}" + (f": {why}" if why else ""), markup=False)
+    if any(r.status == c.DEEP_HEALTH_FAILED for r in results.values()):
+        raise typer.Exit(console.EXIT_FAILED)
