@@ -7,13 +7,17 @@ where node labels live (the local cluster's store today; a Kubernetes sink later
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
+import psutil
 import typer
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -282,3 +286,74 @@ def deep(
             console.out.print(f"node/{name} {r.status}" + (f": {why}" if why else ""), markup=False)
     if any(r.status == c.DEEP_HEALTH_FAILED for r in results.values()):
         raise typer.Exit(console.EXIT_FAILED)
+
+
+def simulated_kernel_log(home: Path, node: str) -> Path:
+    """The kernel log of simulated ``node``: append Xid lines here to inject a GPU fault."""
+    return home / "nodes" / node / "kern.log"
+
+
+def start_health_agents(home: Path, nodes: list[str]) -> list[int]:
+    """Start one background ``health-agent`` per simulated node (``cluster up --health-agents``).
+
+    Each follows its node's own kernel log (`simulated_kernel_log`) and writes its pid to
+    ``<home>/nodes/<node>/health-agent.pid`` so `stop_health_agents` can end it.
+
+    Returns:
+        The agents' pids.
+    """
+    pids = []
+    for node in nodes:
+        log = simulated_kernel_log(home, node)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.touch()
+        command = [
+            sys.executable,
+            "-m",
+            "trainguard",
+            "health-agent",
+            "--node",
+            node,
+            "--checks",
+            "DiskSpace,MemoryPressure,KernelLog",
+            "--kernel-log",
+            str(log),
+            "--interval",
+            "5",
+            "--kernel-interval",
+            "1",
+        ]
+        with (log.parent / "health-agent.log").open("ab") as out:
+            proc = subprocess.Popen(
+                command,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env={**os.environ, c.ENV_HOME: str(home)},
+            )
+        (log.parent / "health-agent.pid").write_text(str(proc.pid))
+        pids.append(proc.pid)
+    return pids
+
+
+def stop_health_agents(home: Path, *, timeout: float = 10.0) -> int:
+    """SIGTERM every health agent `start_health_agents` started under ``home``; return how
+    many were running. Pid files of agents that are gone are removed."""
+    stopped = 0
+    for pid_file in sorted((home / "nodes").glob("*/health-agent.pid")):
+        pid = int(pid_file.read_text().strip())
+        pid_file.unlink()
+        try:
+            proc = psutil.Process(pid)
+            if "health-agent" not in proc.cmdline():
+                continue
+            proc.terminate()
+            proc.wait(timeout=timeout)
+            stopped += 1
+        except psutil.NoSuchProcess:
+            continue
+        except psutil.TimeoutExpired:
+            proc.kill()
+            stopped += 1
+    return stopped
