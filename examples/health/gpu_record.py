@@ -27,8 +27,8 @@ from trainguard.health.gpu import (
     GpuEccCheck,
     GpuRetiredPagesCheck,
     GpuThermalCheck,
-    NvLinkCheck,
 )
+from trainguard.health.nvlink import NvLinkCheck
 from trainguard.health.nvml import NvmlSession, NvmlState
 
 

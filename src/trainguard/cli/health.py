@@ -99,6 +99,7 @@ def node_settings(
     paths = list(disk_paths or [])
     extra: dict[str, Any] = {}
     if node is not None and (default_home() / "state.db").exists():
+        make_sink(node)  # the node must exist
         cluster = open_cluster()
         memory = LocalCluster(cluster.store, cluster.home, load_config(cluster.home)).node_memory(
             node

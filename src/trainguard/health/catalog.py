@@ -22,10 +22,10 @@ from trainguard.health.gpu import (
     GpuEccCheck,
     GpuRetiredPagesCheck,
     GpuThermalCheck,
-    NvLinkCheck,
 )
 from trainguard.health.kernel_check import KernelLogCheck
 from trainguard.health.kernlog import KMSG_PATH, FileLogSource, KmsgSource, LogSource
+from trainguard.health.nvlink import NvLinkCheck
 from trainguard.health.nvml import NvmlSession
 from trainguard.health.report import HealthCheck
 from trainguard.health.resources import DiskCheck, MemoryCheck, ZombieCheck

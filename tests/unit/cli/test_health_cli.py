@@ -80,3 +80,15 @@ def test_make_sink_names_the_missing_store_and_the_unknown_node(tmp_path: Path) 
     with pytest.raises(UsageError, match=r"node 'node-9' is not in the cluster .*node-0"):
         make_sink("node-9", root=tmp_path)
     assert make_sink("node-0", root=tmp_path).node_labels("node-0") == {}
+
+
+def test_health_check_for_an_unknown_simulated_node_is_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trainguard.store.sqlite import SqliteStore
+
+    SqliteStore(tmp_path / "state.db")
+    monkeypatch.setenv(c.ENV_HOME, str(tmp_path))
+    result = runner.invoke(app, ["health", "check", "--node", "node-7", "--checks", "Zombies"])
+    assert result.exit_code == 2
+    assert "node 'node-7' is not in the cluster" in result.stderr

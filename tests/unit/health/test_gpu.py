@@ -11,8 +11,8 @@ from trainguard.health.gpu import (
     GpuEccCheck,
     GpuRetiredPagesCheck,
     GpuThermalCheck,
-    NvLinkCheck,
 )
+from trainguard.health.nvlink import NvLinkCheck
 from trainguard.health.nvml import NvmlSession
 from trainguard.health.report import HealthStatus, NodeAction
 from trainguard.testing import FakeGpu, FakeNvml
