@@ -21,6 +21,7 @@ import typer
 from trainguard.backends.local.cluster import LocalClusterConfig, load_config, save_config
 from trainguard.cli import console
 from trainguard.cli.console import handle_errors
+from trainguard.cli.health import start_health_agents, stop_health_agents
 from trainguard.cli.local import open_cluster
 from trainguard.controller.loop import Controller
 
@@ -63,6 +64,7 @@ def controller(
 @cluster_app.command("up")
 @handle_errors
 def up(
+    *,
     nodes: Annotated[int, typer.Option("--nodes", help="Simulated nodes.")] = 3,
     node_recovery: Annotated[
         str, typer.Option("--node-recovery", help="Automatic or None.")
@@ -72,6 +74,9 @@ def up(
     ] = 5.0,
     instance_type: Annotated[str, typer.Option("--instance-type")] = "ml.local.cpu",
     metrics_port: Annotated[int | None, typer.Option("--metrics-port")] = None,
+    health_agents: Annotated[
+        bool, typer.Option("--health-agents", help="Start a health agent per node.")
+    ] = False,
 ) -> None:
     """Create nodes and start a controller in the background."""
     if node_recovery not in ("Automatic", "None"):
@@ -86,7 +91,10 @@ def up(
         }
     )
     save_config(cluster.home, LocalClusterConfig.model_validate(config.model_dump()))
-    cluster.backend().cluster.ensure_nodes(nodes, now=time.time())
+    created = cluster.backend().cluster.ensure_nodes(nodes, now=time.time())
+    if health_agents:
+        stop_health_agents(cluster.home)
+        start_health_agents(cluster.home, [n.name for n in created])
     if cluster.live_controller() is not None:
         console.out.print("controller already running", markup=False)
         return
@@ -135,4 +143,5 @@ def down(timeout: Annotated[float, typer.Option("--timeout")] = 120.0) -> None:
         backend.release_job(record.namespace, record.name, record.uid)
         cluster.store.remove_job(record.namespace, record.name)
     backend.cluster.teardown()
+    stop_health_agents(cluster.home)
     console.out.print("cluster down", markup=False)

@@ -13,6 +13,7 @@ import typer
 from trainguard import __version__
 from trainguard.cli import agent as agent_cmd
 from trainguard.cli import cluster as cluster_cmd
+from trainguard.cli import health as health_cmd
 from trainguard.cli import jobs as jobs_cmd
 from trainguard.cli import nodes as nodes_cmd
 from trainguard.cli import run as run_cmd
@@ -36,6 +37,8 @@ app.add_typer(jobs_cmd.job_app, name="job")
 app.add_typer(jobs_cmd.fault_app, name="fault")
 app.add_typer(nodes_cmd.node_app, name="node")
 app.command("agent", context_settings=agent_cmd.CONTEXT, add_help_option=False)(agent_cmd.agent)
+app.add_typer(health_cmd.health_app, name="health")
+app.command("health-agent")(handle_errors(health_cmd.health_agent))
 
 
 @app.command("version")

@@ -7,5 +7,17 @@ extensions (policies, backends) the way we test ours.
 from trainguard.testing.agent_server import FakeAgentServer, HttpFakeBackend
 from trainguard.testing.agents import FakeAgent, FakeBackend
 from trainguard.testing.clock import FakeClock
+from trainguard.testing.nodes import InMemoryNodeSink, RecordedEvent
+from trainguard.testing.nvml import FakeGpu, FakeNvml
 
-__all__ = ["FakeAgent", "FakeAgentServer", "FakeBackend", "FakeClock", "HttpFakeBackend"]
+__all__ = [
+    "FakeAgent",
+    "FakeAgentServer",
+    "FakeBackend",
+    "FakeClock",
+    "FakeGpu",
+    "FakeNvml",
+    "HttpFakeBackend",
+    "InMemoryNodeSink",
+    "RecordedEvent",
+]

@@ -27,6 +27,10 @@ class StoreNodeSink:
         """The node's current labels."""
         return dict(self.store.get_node(node).labels)
 
+    def node_annotations(self, node: str) -> dict[str, str]:
+        """The node's current annotations."""
+        return dict(self.store.get_node(node).annotations)
+
     def patch_node(
         self,
         node: str,
