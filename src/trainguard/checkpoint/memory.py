@@ -228,6 +228,13 @@ class MemoryTier:
         if entry is not None:
             self.meta_path(step).unlink(missing_ok=True)
 
+    def discard_above(self, step: int) -> None:
+        """Forget committed steps newer than ``step`` (an abandoned timeline after a resume)."""
+        with self._cond:
+            for newer in [s for s in self._ring.committed if s > step]:
+                self._drop_locked(newer)
+            self._cond.notify_all()
+
     def _evict_locked(self) -> None:
         current = sorted(s for s, e in self._ring.committed.items())
         for step in current[: max(0, len(current) - self.keep)]:
@@ -257,7 +264,9 @@ class MemoryTier:
             _like(t, slot.view(r.offset, r.nbytes, dtype_from_name(r.dtype), r.shape))
             for r, t in zip(flat.refs, flat.tensors, strict=True)
         ]
-        return FlatState(skeleton=flat.skeleton, refs=flat.refs, tensors=tensors, nbytes=flat.nbytes)
+        return FlatState(
+            skeleton=flat.skeleton, refs=flat.refs, tensors=tensors, nbytes=flat.nbytes
+        )
 
     def _entry(self, step: int) -> _Committed:
         with self._cond:
@@ -266,9 +275,16 @@ class MemoryTier:
             raise CheckpointNotFound(f"memory tier {self.dir}: step {step} is not committed")
         return entry
 
-    def add_checksum(self, step: int, slot_index: int) -> str:
-        """Checksum a pinned step's blob and record it in its meta (if still committed)."""
-        entry = self._entry(step)
+    def add_checksum(self, step: int, slot_index: int) -> str | None:
+        """Checksum a pinned step's blob and record it in its meta.
+
+        Returns:
+            The checksum, or None when the step was evicted (or re-saved) in the meantime.
+        """
+        with self._cond:
+            entry = self._ring.committed.get(step)
+        if entry is None or entry.slot != slot_index:
+            return None
         slot = self._slot(slot_index, entry.meta.blob_bytes)
         digest = _blob_checksum(slot, entry.meta.blob_bytes)
         with self._cond:
@@ -298,7 +314,8 @@ class MemoryTier:
                 digest = _blob_checksum(slot, meta.blob_bytes)
                 if digest != meta.checksum:
                     raise CheckpointCorrupt(
-                        f"{slot.path}: checksum {digest} != {meta.checksum} recorded for step {step}"
+                        f"{slot.path}: checksum {digest} != {meta.checksum} "
+                        f"recorded for step {step}"
                     )
             blob = slot.buffer(meta.tensor_bytes, meta.skeleton_bytes)
             try:
@@ -370,8 +387,10 @@ def _copy_into(slot: Slot, flat: FlatState, skeleton: bytes) -> None:
 
 
 def _view(slot: Slot, ref: TensorRef) -> torch.Tensor:
-    return slot.bytes[ref.offset : ref.offset + ref.nbytes].view(dtype_from_name(ref.dtype)).view(
-        ref.shape
+    return (
+        slot.bytes[ref.offset : ref.offset + ref.nbytes]
+        .view(dtype_from_name(ref.dtype))
+        .view(ref.shape)
     )
 
 
@@ -379,7 +398,7 @@ def _like(original: torch.Tensor, view: torch.Tensor) -> torch.Tensor:
     """Wrap a slot view as a DTensor when the original was one (same mesh and placements)."""
     if not is_dtensor(original):
         return view
-    from torch.distributed.tensor import DTensor
+    from torch.distributed.tensor import DTensor  # noqa: PLC0415 - only for DTensor state
 
     return DTensor.from_local(
         view,

@@ -14,6 +14,7 @@ costs about one memcpy of the state.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import mmap
 import os
@@ -91,7 +92,9 @@ class Slot:
             raise CheckpointError(f"{self.path}: slot is closed")
         return self._bytes
 
-    def view(self, offset: int, nbytes: int, dtype: torch.dtype, shape: tuple[int, ...]) -> torch.Tensor:
+    def view(
+        self, offset: int, nbytes: int, dtype: torch.dtype, shape: tuple[int, ...]
+    ) -> torch.Tensor:
         """A tensor over ``[offset, offset + nbytes)`` whose storage is exactly that range.
 
         An exact storage matters to torch.distributed.checkpoint, which clones any tensor whose
@@ -115,10 +118,8 @@ class Slot:
         """Unmap. Views handed out must be gone (the mapping refuses to close otherwise)."""
         self._bytes = None
         if self._map is not None:
-            try:
+            # A tensor view may still be alive somewhere; the mapping is released with it.
+            with contextlib.suppress(BufferError):
                 self._map.close()
-            except BufferError:
-                # A tensor view is still alive somewhere; the mapping is released with it.
-                pass
             self._map = None
         self.capacity = 0

@@ -101,14 +101,16 @@ def is_dtensor(value: Any) -> bool:
 
 def local_tensor(value: torch.Tensor) -> torch.Tensor:
     """The bytes this rank holds: a DTensor's local shard, or the tensor itself."""
-    return value.to_local() if is_dtensor(value) else value  # type: ignore[no-any-return,attr-defined]
+    return value.to_local() if is_dtensor(value) else value  # type: ignore[attr-defined]
 
 
 def _storable(value: Any) -> bool:
     if is_dtensor(value):
         return True
-    return isinstance(value, torch.Tensor) and value.layout == torch.strided and not (
-        value.is_quantized or value.is_meta
+    return (
+        isinstance(value, torch.Tensor)
+        and value.layout == torch.strided
+        and not (value.is_quantized or value.is_meta)
     )
 
 
@@ -154,7 +156,7 @@ def flatten(state: Mapping[str, Any]) -> FlatState:
 def load_skeleton(data: bytes | memoryview, *, source: str) -> Any:
     """Unpickle a skeleton written by this module; damage is `CheckpointCorrupt`."""
     try:
-        return pickle.loads(data)  # noqa: S301 - our own file in our own directory
+        return pickle.loads(data)  # our own file in our own directory
     except Exception as exc:
         raise CheckpointCorrupt(f"{source}: cannot unpickle checkpoint skeleton: {exc}") from exc
 
@@ -196,9 +198,7 @@ def _merged(current: Any, value: Any, resolve: Resolver) -> Any:
         return base
     if isinstance(value, list | tuple):
         olds = current if isinstance(current, list | tuple) and len(current) == len(value) else ()
-        items = [
-            _merged(olds[i] if olds else None, v, resolve) for i, v in enumerate(value)
-        ]
+        items = [_merged(olds[i] if olds else None, v, resolve) for i, v in enumerate(value)]
         return items if isinstance(value, list) else tuple(items)
     return value
 
