@@ -29,13 +29,14 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from fsspec.core import url_to_fs
-from torch.distributed.checkpoint._fsspec_filesystem import FsspecReader, FsspecWriter
+from torch.distributed.checkpoint._fsspec_filesystem import FsspecReader
 from torch.distributed.checkpoint.api import CheckpointException
 from torch.distributed.checkpoint.state_dict_loader import load as dcp_load
 from torch.distributed.checkpoint.state_dict_saver import save as dcp_save
 
 from trainguard.checkpoint import checksum, manifest
 from trainguard.checkpoint.base import STATE_KEY, TierName, merge_payload
+from trainguard.checkpoint.dcpio import RecordingWriter
 from trainguard.checkpoint.manifest import DurableManifest, FileEntry
 from trainguard.checkpoint.tree import FlatState, TensorRef, dtype_from_name, iter_refs
 from trainguard.checkpoint.tree import load_skeleton as unpickle
@@ -127,14 +128,14 @@ class DurableTier:
         state: dict[str, Any] = {r.fqn: t for r, t in zip(flat.refs, flat.tensors, strict=True)}
         state[manifest.SKELETON_KEY.format(rank=self.rank)] = skeleton
         entries: dict[str, FileEntry] | str
+        writer = RecordingWriter(self._url(tmp), sync_files=True)
         try:
-            writer = FsspecWriter(self._url(tmp), sync_files=True)
             with _quiet():
                 dcp_save(state, storage_writer=writer, process_group=self.group, no_dist=self._solo)
             entries = self._own_entries(tmp)
         except (Exception, CheckpointException) as exc:
             self._cleanup(tmp)
-            raise _mapped(exc, f"durable write of step {step} to {tmp}") from exc
+            raise _mapped(writer.os_error or exc, f"durable write of step {step} to {tmp}") from exc
         gathered = self._gather(entries)
         ok = False
         if self.rank == 0:
