@@ -17,6 +17,7 @@ exceptions are mapped at the boundary with ``raise ... from exc`` so the cause s
     │   └── ConflictError            the object exists already / was changed concurrently
     └── InfrastructureError          the world misbehaved: processes, network, disks, devices
         ├── AgentError               an agent answered with an error, or not at all
+        │   └── ScriptFailed         a pre-/post-train script exited non-zero
         ├── BackendError             a backend could not create/delete nodes or pods
         ├── CheckpointError          a checkpoint could not be written or read
         │   ├── CheckpointCorrupt    bytes on a tier do not match their manifest
@@ -133,3 +134,14 @@ class StorageFull(CheckpointError):
 
 class HealthCheckError(InfrastructureError):
     """A health probe itself failed to run (a failed probe is a report, not an error)."""
+
+
+class ScriptFailed(AgentError):
+    """A pre- or post-train script exited non-zero; carries its exit code and stderr tail."""
+
+    temporary = False
+
+    def __init__(self, script: str, exitcode: int, stderr: str) -> None:
+        self.script, self.exitcode, self.stderr = script, exitcode, stderr
+        detail = f": {stderr.strip()}" if stderr.strip() else ""
+        super().__init__(f"{script} exited with code {exitcode}{detail}")

@@ -11,6 +11,7 @@ import platform
 import typer
 
 from trainguard import __version__
+from trainguard.cli import agent as agent_cmd
 from trainguard.cli import cluster as cluster_cmd
 from trainguard.cli import jobs as jobs_cmd
 from trainguard.cli import nodes as nodes_cmd
@@ -34,6 +35,7 @@ app.add_typer(cluster_cmd.cluster_app, name="cluster")
 app.add_typer(jobs_cmd.job_app, name="job")
 app.add_typer(jobs_cmd.fault_app, name="fault")
 app.add_typer(nodes_cmd.node_app, name="node")
+app.command("agent", context_settings=agent_cmd.CONTEXT, add_help_option=False)(agent_cmd.agent)
 
 
 @app.command("version")

@@ -119,11 +119,19 @@ class AgentHub:
 
     def refresh(self, pods: Iterable[PodRecord], token: str, *, max_age: float) -> None:
         """Poll, in parallel, every agent whose status is older than ``max_age`` seconds."""
+        self.refresh_many([(pod, token) for pod in pods], max_age=max_age)
+
+    def refresh_many(self, pods: Iterable[tuple[PodRecord, str]], *, max_age: float) -> None:
+        """Like `refresh` for the pods of many jobs (each with its job's token) in one fan-out."""
         now = self._clock.wall()
-        stale = [p for p in pods if (s := self.seen(p.name)) is None or now - s.at >= max_age]
-        results = self.fan_out(stale, token, lambda _pod, client: client.status())
+        stale = [
+            (pod, token)
+            for pod, token in pods
+            if (s := self.seen(pod.name)) is None or now - s.at >= max_age
+        ]
+        results = self._fan_out(stale, lambda _pod, client: client.status())
         with self._lock:
-            for pod in stale:
+            for pod, _ in stale:
                 outcome = results[pod.name]
                 if isinstance(outcome, AgentStatus):
                     self._seen[pod.name] = Seen(outcome, now)
@@ -137,17 +145,24 @@ class AgentHub:
         self, pods: Iterable[PodRecord], token: str, call: Callable[[PodRecord, AgentApi], T]
     ) -> dict[str, T | TrainguardError]:
         """Run ``call(pod, client)`` for every pod in parallel; errors are returned, not raised."""
-        pods = list(pods)
+        return self._fan_out([(pod, token) for pod in pods], call)
+
+    def _fan_out(
+        self,
+        pods: list[tuple[PodRecord, str]],
+        call: Callable[[PodRecord, AgentApi], T],
+    ) -> dict[str, T | TrainguardError]:
         if not pods:
             return {}
 
-        def one(pod: PodRecord) -> T | TrainguardError:
+        def one(pod: PodRecord, token: str) -> T | TrainguardError:
             try:
                 return call(pod, self.client(pod, token))
             except TrainguardError as exc:
                 return exc
 
         if len(pods) == 1:
-            return {pods[0].name: one(pods[0])}
-        futures = {pod.name: self._pool.submit(one, pod) for pod in pods}
+            pod, token = pods[0]
+            return {pod.name: one(pod, token)}
+        futures = {pod.name: self._pool.submit(one, pod, token) for pod, token in pods}
         return {name: future.result() for name, future in futures.items()}

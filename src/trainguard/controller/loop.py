@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 import uuid
+from collections import defaultdict
 from collections.abc import Callable
 
 import psutil
@@ -28,7 +29,7 @@ from trainguard.controller.reconciler import Reconciler
 from trainguard.controller.state import TERMINAL, JobPhase, JobState
 from trainguard.errors import ConflictError, TrainguardError
 from trainguard.metrics import Metrics
-from trainguard.store.records import Lease
+from trainguard.store.records import JobRecord, Lease, PodRecord
 from trainguard.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
@@ -109,9 +110,14 @@ class Controller:
         self.backend.step(now=now)
         phases: dict[str, JobPhase | None] = {}
         nodes = {node.name: node for node in self.backend.list_nodes()}
-        for record in self.store.list_jobs():
+        records = self.store.list_jobs()
+        pods = self._pods_by_job()
+        self._poll_agents(records, pods)
+        for record in records:
             try:
-                phases[record.key] = self.reconciler.reconcile(record, nodes=nodes)
+                phases[record.key] = self.reconciler.reconcile(
+                    record, nodes=nodes, pods=pods.get(record.key, [])
+                )
             except TrainguardError as exc:
                 log.warning("job %s: step failed, retrying next step: %s", record.key, exc)
                 phases[record.key] = JobState.model_validate(record.state).phase
@@ -121,6 +127,20 @@ class Controller:
         self.metrics.step_seconds.observe(time.perf_counter() - started)
         self._renew_lease()
         return phases
+
+    def _pods_by_job(self) -> dict[str, list[PodRecord]]:
+        grouped: dict[str, list[PodRecord]] = defaultdict(list)
+        for pod in self.store.list_pods():
+            grouped[f"{pod.namespace}/{pod.job}"].append(pod)
+        return grouped
+
+    def _poll_agents(self, records: list[JobRecord], pods: dict[str, list[PodRecord]]) -> None:
+        """Refresh stale agent statuses of all jobs in one parallel fan-out."""
+        tokens = {r.key: str(r.state.get("token", "")) for r in records}
+        self.hub.refresh_many(
+            [(pod, tokens[key]) for key, group in pods.items() if key in tokens for pod in group],
+            max_age=self.deps.settings.poll_interval,
+        )
 
     def run(self, *, until: Callable[[], bool] | None = None) -> None:
         """Repeat `step` until `stop` is called or ``until()`` is true."""

@@ -20,7 +20,7 @@ from trainguard.errors import ConflictError, NotFoundError, TrainguardError
 from trainguard.metrics import Metrics
 from trainguard.spec.job import HyperPodPyTorchJob
 from trainguard.spec.status import JobStatus
-from trainguard.store.records import JobRecord, NodeRecord
+from trainguard.store.records import JobRecord, NodeRecord, PodRecord
 
 log = logging.getLogger(__name__)
 _GONE = frozenset({JobPhase.DELETING})
@@ -37,15 +37,20 @@ class Reconciler:
         self._specs: dict[str, HyperPodPyTorchJob] = {}
 
     def reconcile(
-        self, record: JobRecord, *, nodes: dict[str, NodeRecord] | None = None
+        self,
+        record: JobRecord,
+        *,
+        nodes: dict[str, NodeRecord] | None = None,
+        pods: list[PodRecord] | None = None,
     ) -> JobPhase | None:
         """Step ``record``'s job once; returns its phase afterwards (None once removed).
 
         Args:
             record: the job as read from the store.
             nodes: the nodes, when the caller read them once for many jobs.
+            pods: the job's pods, when the caller read them once for many jobs.
         """
-        ctx = self.observe(record, nodes=nodes)
+        ctx = self.observe(record, nodes=nodes, pods=pods)
         if not ctx.state.announced:
             ctx.state.announced = True
             ctx.metric("created")
@@ -71,13 +76,18 @@ class Reconciler:
                 return
 
     def observe(
-        self, record: JobRecord, *, nodes: dict[str, NodeRecord] | None = None
+        self,
+        record: JobRecord,
+        *,
+        nodes: dict[str, NodeRecord] | None = None,
+        pods: list[PodRecord] | None = None,
     ) -> JobContext:
         """Build the step's context from the store, the backend and the agents."""
         job = self._spec(record)
         state = JobState.model_validate(record.state)
         status = JobStatus.model_validate(record.status)
-        pods = self.deps.store.list_pods(record.namespace, record.name)
+        if pods is None:
+            pods = self.deps.store.list_pods(record.namespace, record.name)
         self.deps.hub.refresh(pods, state.token, max_age=self.deps.settings.poll_interval)
         views = []
         for pod in pods:
@@ -95,9 +105,14 @@ class Reconciler:
         return JobContext(record, job, state, status, views, nodes, self.clock.wall())
 
     def write(self, ctx: JobContext) -> None:
-        """One write of status + state, then events, then metrics."""
-        ctx.record.status = ctx.status.to_manifest()
-        ctx.record.state = ctx.state.model_dump(mode="json")
+        """One write of status + state (none if nothing changed), then events, then metrics."""
+        status, state = ctx.status.to_manifest(), ctx.state.model_dump(mode="json")
+        unchanged = status == ctx.record.status and state == ctx.record.state
+        ctx.record.status, ctx.record.state = status, state
+        if unchanged and not ctx.events:
+            for name, value in ctx.metrics:
+                self.metrics.observe(name, value)
+            return
         try:
             self.deps.store.save_job(ctx.record)
         except (ConflictError, NotFoundError) as exc:

@@ -85,10 +85,11 @@ def _check_rules(job: HyperPodPyTorchJob) -> Iterator[SpecIssue]:
         if rule.name in seen:
             yield SpecIssue(f"{path}.name", f"duplicate rule name {rule.name!r}")
         seen.add(rule.name)
-        yield from _check_rule(rule, path)
+        yield from check_rule(rule, path)
 
 
-def _check_rule(rule: LogMonitoringRule, path: str) -> Iterator[SpecIssue]:
+def check_rule(rule: LogMonitoringRule, path: str) -> Iterator[SpecIssue]:
+    """Cross-field issues of one log rule (also used by the agent on rules sent in /start)."""
     if rule.metric_threshold is not None and rule.operator is None:
         yield SpecIssue(f"{path}.operator", "required when metricThreshold is set")
     if rule.operator is not None and rule.metric_threshold is None:

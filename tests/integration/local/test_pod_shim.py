@@ -137,3 +137,5 @@ def test_environment_carries_what_hyperpod_and_the_agent_need(
     assert env["NNODES"] == "1" and env["NPROC_PER_NODE"] == "1" and env["POD_NAME"] == "j-pods-0"
     assert env["TRAINGUARD_AGENT_PORT"] == "1234" and env["TRAINGUARD_AGENT_HOST"] == "127.0.0.1"
     assert env["TRAINGUARD_AGENT_TOKEN"] == "t" and env["TRAINGUARD_SHM_DIR"].endswith("m")
+    assert env["TRAINGUARD_JOB_UID"] and env["TRAINGUARD_JOB_NAMESPACE"] == "default"
+    assert "checkpoints" in env["TRAINGUARD_CHECKPOINT_DIR"]

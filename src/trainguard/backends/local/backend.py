@@ -117,6 +117,10 @@ class LocalBackend(Backend):
         self, launch: PodLaunch, *, port: int, directory: Path, memory: Path
     ) -> dict[str, str]:
         env = dict(os.environ)
+        # defaults a manifest may override through its container env
+        env[c.ENV_CHECKPOINT_DIR] = str(
+            self.cluster.job_checkpoints(launch.namespace, launch.job, launch.job_uid)
+        )
         env.update(
             _container_env(
                 launch.container, pod=launch.pod, namespace=launch.namespace, node=launch.node
@@ -127,6 +131,8 @@ class LocalBackend(Backend):
                 c.ENV_NODE_NAME: launch.node,
                 c.ENV_POD_NAME: launch.pod,
                 c.ENV_JOB_NAME: launch.job,
+                c.ENV_JOB_NAMESPACE: launch.namespace,
+                c.ENV_JOB_UID: launch.job_uid,
                 c.ENV_NNODES: str(launch.nnodes),
                 c.ENV_NPROC_PER_NODE: launch.nproc_per_node,
                 c.ENV_AGENT_TOKEN: launch.token,

@@ -92,6 +92,10 @@ class LocalCluster:
         """Where a job's memory-tier checkpoints live on ``node``."""
         return self.node_memory(node) / f"{namespace}.{job}.{uid[:8]}"
 
+    def job_checkpoints(self, namespace: str, job: str, uid: str) -> Path:
+        """The job's durable checkpoint directory (the cluster's "shared file system")."""
+        return self.home / "checkpoints" / namespace / f"{job}-{uid[:8]}"
+
     def release_job(self, namespace: str, job: str, uid: str) -> None:
         """Delete the job's memory on every node."""
         for node in self.store.list_nodes():

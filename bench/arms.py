@@ -1,0 +1,245 @@
+"""The two arms every training benchmark runs, and what their event logs say.
+
+* ``torchrun`` (the baseline): ``torchrun --max-restarts`` with ``torch.save`` checkpoints;
+  ``fresh_port=True`` gives each restart a fresh rendezvous port (the fix a careful user
+  applies), ``False`` is torchrun's default store (reported as an informational row).
+* ``trainguard``: ``trainguard run`` on a private local cluster (controller + agent +
+  checkpoint library), optionally with the agent's hot spares.
+
+Both run `bench/worker.py` with the same model, seed and fault schedule; `Events` reads the
+JSONL it wrote and derives latencies, goodput and the correctness gate.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+BENCH = Path(__file__).resolve().parent
+WORKER = BENCH / "worker.py"
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Trial:
+    """One run of one arm: its settings, wall time and event directory."""
+
+    arm: str
+    events: Path
+    wall_s: float = 0.0
+    exit_code: int = 0
+    started: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def worker_args(
+    trial_dir: Path, *, steps: int, params_mb: float, ckpt: str, **kw: Any
+) -> list[str]:
+    args = [
+        f"--steps={steps}",
+        f"--params-mb={params_mb}",
+        f"--ckpt={ckpt}",
+        f"--ckpt-dir={trial_dir / 'ckpt'}",
+        f"--events={trial_dir / 'events'}",
+    ]
+    for key, value in kw.items():
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            args.append(flag)
+        elif value is not None and value is not False:
+            args.append(f"{flag}={value}")
+    return args
+
+
+def environment() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def run_torchrun(
+    trial_dir: Path, *, nproc: int, restarts: int, fresh_port: bool, timeout: float, **kw: Any
+) -> Trial:
+    """The baseline arm: one torchrun with ``nproc`` workers on this machine."""
+    trial = Trial("torchrun", trial_dir / "events")
+    extra = {"fresh_port": free_port() if fresh_port else None}
+    command = [
+        str(BIN / "torchrun"),
+        f"--nproc-per-node={nproc}",
+        f"--max-restarts={restarts}",
+        "--rdzv-backend=c10d",
+        f"--rdzv-endpoint=127.0.0.1:{free_port()}",
+        str(WORKER),
+        *worker_args(trial_dir, **kw, **extra),
+    ]
+    _run(trial, command, timeout=timeout, cwd=trial_dir)
+    return trial
+
+
+def job_manifest(
+    trial_dir: Path, *, nproc: int, hot_spares: bool, rules: Sequence[dict[str, Any]], **kw: Any
+) -> Path:
+    """A one-node HyperPodPyTorchJob running the worker under ``hyperpodrun``."""
+    command = ["hyperpodrun", f"--nproc-per-node={nproc}", "--nnodes=1"]
+    if hot_spares:
+        command.append("--hot-spares")
+    container = {"name": "bench", "command": [*command, str(WORKER), *worker_args(trial_dir, **kw)]}
+    document = {
+        "apiVersion": "sagemaker.amazonaws.com/v1",
+        "kind": "HyperPodPyTorchJob",
+        "metadata": {"name": "bench"},
+        "spec": {
+            "nprocPerNode": str(nproc),
+            "replicaSpecs": [
+                {"name": "pods", "replicas": 1, "template": {"spec": {"containers": [container]}}}
+            ],
+            "runPolicy": {
+                "jobMaxRetryCount": 1000,
+                "restartPolicy": {
+                    "numRestartBeforeFullJobRestart": 1000,
+                    "evalPeriodSeconds": 3600,
+                    "maxFullJobRestarts": 1,
+                },
+                "logMonitoringConfiguration": list(rules),
+            },
+        },
+    }
+    path = trial_dir / "job.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def run_trainguard(
+    trial_dir: Path,
+    *,
+    nproc: int,
+    hot_spares: bool,
+    timeout: float,
+    rules: Sequence[dict[str, Any]] = (),
+    faults: Sequence[str] = (),
+    **kw: Any,
+) -> Trial:
+    """Our arm: ``trainguard run`` on a private local cluster."""
+    trial = Trial("trainguard-hot" if hot_spares else "trainguard", trial_dir / "events")
+    manifest = job_manifest(trial_dir, nproc=nproc, hot_spares=hot_spares, rules=rules, **kw)
+    command = [str(BIN / "trainguard"), "run", str(manifest), "--nodes=2", "-o", "json"]
+    for fault in faults:
+        command += ["--fault", fault]
+    env = {"TRAINGUARD_HOME": str(trial_dir / "home")}
+    try:
+        output = _run(trial, command, timeout=timeout, cwd=trial_dir, env=env)
+        trial.extra["job"] = json.loads(output) if output.strip() else None
+    finally:
+        subprocess.run(
+            [str(BIN / "trainguard"), "cluster", "down"],
+            env={**environment(), **env},
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+    return trial
+
+
+def _run(
+    trial: Trial,
+    command: list[str],
+    *,
+    timeout: float,
+    cwd: Path,
+    env: dict[str, str] | None = None,
+) -> str:
+    trial.started = time.time()
+    with tempfile.TemporaryFile("w+") as log:
+        done = subprocess.run(
+            command,
+            cwd=cwd,
+            env={**environment(), **(env or {})},
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        log.seek(0)
+        (cwd / f"{trial.arm}.stderr").write_text(log.read())
+    trial.wall_s, trial.exit_code = time.time() - trial.started, done.returncode
+    return done.stdout
+
+
+class Events:
+    """The JSON lines every rank of one trial wrote."""
+
+    def __init__(self, directory: Path) -> None:
+        self.records: list[dict[str, Any]] = []
+        for path in sorted(directory.glob("rank*.jsonl")):
+            with path.open() as f:
+                self.records += [json.loads(line) for line in f if line.strip()]
+        self.records.sort(key=lambda r: r["t"])
+        self.ranks = sorted({r["rank"] for r in self.records})
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [r for r in self.records if r["kind"] == kind]
+
+    def recoveries(self) -> list[float]:
+        """Seconds from each ``die`` to the first step after it that every rank completed."""
+        latencies = []
+        for death in self.of("die"):
+            after = [r for r in self.of("step") if r["t"] > death["t"]]
+            firsts = []
+            for rank in self.ranks:
+                steps = [r["t"] for r in after if r["rank"] == rank]
+                if steps:
+                    firsts.append(steps[0])
+            if len(firsts) == len(self.ranks):
+                latencies.append(max(firsts) - death["t"])
+        return latencies
+
+    def healthy_step_s(self) -> float:
+        """Median duration of steps (the step time without faults)."""
+        seconds = sorted(r["seconds"] for r in self.of("step"))
+        return seconds[len(seconds) // 2] if seconds else float("nan")
+
+    def steps_redone(self) -> int:
+        """Step completions beyond the first one of each (rank, step)."""
+        seen: set[tuple[int, int]] = set()
+        redone = 0
+        for record in self.of("step"):
+            key = (record["rank"], record["step"])
+            redone += key in seen
+            seen.add(key)
+        return redone
+
+    def last_step(self) -> int:
+        steps = [r["step"] for r in self.of("step")]
+        return max(steps, default=0)
+
+    def gate_failures(self) -> list[str]:
+        """Resumes whose restored state differs from what that rank saved at that step."""
+        saved = {(r["rank"], r["step"]): r["digest"] for r in self.of("saved") if r["digest"]}
+        failures = []
+        for resume in self.of("resume"):
+            if resume["step"] is None or resume["digest"] is None:
+                continue
+            expected = saved.get((resume["rank"], resume["step"]))
+            if expected != resume["digest"]:
+                failures.append(
+                    f"rank {resume['rank']} step {resume['step']}: "
+                    f"restored {resume['digest']}, saved {expected}"
+                )
+        return failures

@@ -1,0 +1,106 @@
+"""Goodput under faults: a worker is killed about every 30 s, on one seeded schedule for both arms.
+
+goodput = unique committed steps x healthy step time / wall time (launch to end). Also reported:
+steps redone per failure, restart latency (worker exit -> first step completed by all ranks) and
+whether every recovery worked on its first attempt. The correctness gate (restored state equals
+the saved step's checksum) fails the benchmark on any mismatch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import tempfile
+from pathlib import Path
+
+from bench.arms import Events, Trial, run_torchrun, run_trainguard
+from bench.common import Row, median, write_results
+
+
+def schedule(seed: int, *, duration: float, every: float, ranks: int) -> list[list[float]]:
+    """[[seconds after launch, rank], ...]: one fault about every ``every`` seconds."""
+    rng = random.Random(seed)
+    faults, at = [], every
+    while at < duration - every / 2:
+        faults.append([round(at + rng.uniform(-every / 4, every / 4), 1), rng.randrange(ranks)])
+        at += every
+    return faults
+
+
+def goodput(trial: Trial, events: Events, steps: int) -> float:
+    committed = min(events.last_step(), steps)
+    return committed * events.healthy_step_s() / trial.wall_s if trial.wall_s else float("nan")
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench goodput")
+    parser.add_argument("--quick", action="store_true", help="~2 min per arm instead of ~10")
+    parser.add_argument("--params-mb", type=float, default=None)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+    duration = 120.0 if args.quick else 600.0
+    every = 30.0
+    params_mb = args.params_mb or (16.0 if args.quick else 50.0)
+    step_time = 0.5
+    steps = int(duration / step_time)
+    nproc = 2
+    faults = schedule(args.seed, duration=duration, every=every, ranks=nproc)
+    common = {
+        "steps": steps,
+        "params_mb": params_mb,
+        "step_time": step_time,
+        "faults": json.dumps(faults),
+        "verify": True,
+    }
+    results: dict[str, tuple[Trial, Events]] = {}
+    with tempfile.TemporaryDirectory(prefix="trainguard-goodput-") as tmp:
+        for arm in ("torchrun", "trainguard"):
+            trial_dir = Path(tmp) / arm
+            trial_dir.mkdir()
+            timeout = duration * 4 + 120
+            if arm == "torchrun":
+                trial = run_torchrun(
+                    trial_dir,
+                    nproc=nproc,
+                    restarts=len(faults) * 3,
+                    fresh_port=True,
+                    timeout=timeout,
+                    ckpt="torch",
+                    save_every=10,
+                    **common,
+                )
+            else:
+                trial = run_trainguard(
+                    trial_dir,
+                    nproc=nproc,
+                    hot_spares=False,
+                    timeout=timeout,
+                    ckpt="trainguard",
+                    memory_every=10,
+                    durable_every=50,
+                    **common,
+                )
+            results[arm] = (trial, Events(trial.events))
+            print(f"{arm}: exit {trial.exit_code}, {trial.wall_s:.1f} s", flush=True)
+    rows = []
+    ours, base = results["trainguard"], results["torchrun"]
+    failures = [f for _, events in results.values() for f in events.gate_failures()]
+    rows.append(Row("goodput", goodput(*ours, steps), goodput(*base, steps), "fraction"))
+    per_failure = [
+        events.steps_redone() / max(1, len(events.of("die"))) for _, events in (ours, base)
+    ]
+    rows.append(Row("steps_redone_per_failure", per_failure[0], per_failure[1], "steps"))
+    rows.append(
+        Row(
+            "goodput_restart_latency_s",
+            median(ours[1].recoveries()),
+            median(base[1].recoveries()),
+            "s",
+        )
+    )
+    rows.append(Row("correctness_gate_failures", len(failures), None, "count"))
+    write_results("goodput", rows)
+    for failure in failures:
+        print("CORRECTNESS GATE:", failure)
+    return 1 if failures else 0

@@ -1,0 +1,211 @@
+"""The training script both arms of a benchmark run: same model, data, seed and fault schedule.
+
+``--ckpt trainguard`` checkpoints with `trainguard.checkpoint` (memory tier every
+``--memory-every`` steps, durable every ``--durable-every``); ``--ckpt torch`` is the baseline a
+user writes today: ``torch.save`` + fsync every ``--save-every`` steps, ``torch.load`` on start.
+
+Everything the harness measures is written as JSON lines to ``--events`` (one file per rank,
+appended across restarts): ``boot`` phases, every completed ``step`` with its wall time,
+``resume`` with the step and a checksum of the restored state (compared by the harness with
+the checksum logged at save time: the correctness gate), and ``die`` just before a scheduled
+``os._exit(1)``. Faults come from ``--faults``: a JSON list of ``[seconds_after_start, rank]``;
+each fires once (a marker file next to the events records it) in whichever attempt is running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import zlib
+from pathlib import Path
+from typing import Any
+
+T_START = time.time()
+
+import torch  # noqa: E402  (the import time is a boot phase we measure)
+import torch.distributed as dist  # noqa: E402
+from torch.nn.parallel import DistributedDataParallel  # noqa: E402
+
+T_IMPORTED = time.time()
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--params-mb", type=float, default=50.0, help="fp32 parameter MiB")
+    parser.add_argument("--step-time", type=float, default=0.0, help="pad steps to this long")
+    parser.add_argument("--ckpt", choices=["trainguard", "torch", "none"], default="trainguard")
+    parser.add_argument("--memory-every", type=int, default=10)
+    parser.add_argument("--durable-every", type=int, default=50)
+    parser.add_argument("--save-every", type=int, default=10)
+    parser.add_argument("--ckpt-dir", required=True)
+    parser.add_argument("--events", required=True, help="directory of per-rank JSONL files")
+    parser.add_argument("--faults", default="[]", help="JSON [[seconds, rank], ...]")
+    parser.add_argument("--epoch", type=float, default=0.0, help="wall time faults count from")
+    parser.add_argument("--verify", action="store_true", help="log state checksums (slow)")
+    parser.add_argument(
+        "--fresh-port", type=int, default=0, help="torchrun arm: rendezvous on BASE + restart"
+    )
+    return parser.parse_args(argv)
+
+
+class Events:
+    """Appends one JSON object per line to this rank's events file."""
+
+    def __init__(self, directory: str, rank: int) -> None:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        self.file = open(Path(directory) / f"rank{rank}.jsonl", "a", buffering=1)  # noqa: SIM115
+        self.rank = rank
+        self.attempt = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
+
+    def log(self, kind: str, **fields: Any) -> None:
+        record = {"t": time.time(), "kind": kind, "rank": self.rank, "attempt": self.attempt}
+        self.file.write(json.dumps({**record, **fields}) + "\n")
+
+
+def build(params_mb: float) -> tuple[torch.nn.Sequential, torch.optim.Optimizer]:
+    """Square linear layers totalling about ``params_mb`` MiB of fp32 parameters (+2x Adam)."""
+    width = 1024
+    layers = max(1, round(params_mb * 2**20 / 4 / (width * width)))
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(*[torch.nn.Linear(width, width) for _ in range(layers)])
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    return model, optimizer
+
+
+def digest(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> str:
+    """A checksum of model and optimizer state, to prove a resume restored exactly."""
+    crc = 0
+    tensors = list(model.state_dict().values())
+    for slot in optimizer.state_dict()["state"].values():
+        tensors += [v for v in slot.values() if isinstance(v, torch.Tensor)]
+    for tensor in tensors:
+        crc = zlib.crc32(tensor.detach().reshape(-1).view(torch.uint8).numpy(), crc)
+    return f"{crc:08x}"
+
+
+class TorchSaveCheckpoints:
+    """The baseline: ``torch.save`` + fsync of the full state every N steps (last two kept).
+
+    Ranks agree on the newest step all of them saved (an all-reduce), as a careful user would.
+    """
+
+    def __init__(self, directory: str, rank: int, every: int) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.rank, self.every = rank, every
+
+    def _path(self, step: int) -> Path:
+        return self.directory / f"step{step:08d}-rank{self.rank}.pt"
+
+    def is_save_step(self, step: int) -> bool:
+        return self.every > 0 and step % self.every == 0
+
+    def save(self, step: int, state: dict[str, Any]) -> None:
+        tmp = self._path(step).with_suffix(".tmp")
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self._path(step))
+        for old in sorted(self.directory.glob(f"step*-rank{self.rank}.pt"))[:-2]:
+            old.unlink()
+
+    def load_latest(self, state: dict[str, Any]) -> int | None:
+        steps = [int(p.name[4:12]) for p in self.directory.glob(f"step*-rank{self.rank}.pt")]
+        agreed = torch.tensor([max(steps, default=-1)])
+        dist.all_reduce(agreed, op=dist.ReduceOp.MIN)
+        step = int(agreed)
+        if step < 0 or step not in steps:
+            return None
+        state.update(torch.load(self._path(step), weights_only=False))
+        return step
+
+    def wait(self) -> None:
+        pass
+
+
+def checkpoints(args: argparse.Namespace, rank: int) -> Any:
+    """The arm's checkpoint store (None for ``--ckpt none``)."""
+    if args.ckpt == "none":
+        return None
+    if args.ckpt == "torch":
+        return TorchSaveCheckpoints(args.ckpt_dir, rank, args.save_every)
+    # imported here so the baseline arm never pays for importing trainguard
+    from trainguard.checkpoint import CheckpointManager  # noqa: PLC0415
+
+    return CheckpointManager(
+        args.ckpt_dir, memory_every=args.memory_every, durable_every=args.durable_every
+    )
+
+
+def fire_due_fault(args: argparse.Namespace, rank: int, events: Events, faults: list[Any]) -> None:
+    elapsed = time.time() - args.epoch
+    for index, (at, victim) in enumerate(faults):
+        if victim != rank or elapsed < at:
+            continue
+        marker = Path(args.events) / f"fault{index}.fired"
+        try:
+            os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            continue
+        events.log("die", fault=index)
+        os._exit(1)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    if args.fresh_port:
+        restart = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
+        os.environ["TORCHELASTIC_USE_AGENT_STORE"] = "False"  # rank 0 hosts the fresh store
+        dist.init_process_group(
+            "gloo",
+            init_method=f"tcp://127.0.0.1:{args.fresh_port + restart}",
+            rank=int(os.environ["RANK"]),
+            world_size=int(os.environ["WORLD_SIZE"]),
+        )
+    else:
+        dist.init_process_group("gloo")
+    rank = dist.get_rank()
+    events = Events(args.events, rank)
+    events.log("boot", phase="start", at=T_START)
+    events.log("boot", phase="imported", at=T_IMPORTED)
+    model, optimizer = build(args.params_mb)
+    width = model[0].in_features
+    model = DistributedDataParallel(model)
+    store = checkpoints(args, rank)
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict()}
+    resumed = store.load_latest(state) if store is not None else None
+    if resumed is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+    check = args.verify and resumed is not None
+    events.log("resume", step=resumed, digest=digest(model, optimizer) if check else None)
+    faults = json.loads(args.faults)
+    x = torch.randn(16, width, generator=torch.Generator().manual_seed(rank))
+    for step in range((resumed or 0) + 1, args.steps + 1):
+        began = time.monotonic()
+        if step > (resumed or 0) + 1:  # never during boot: a fault hits a training step
+            fire_due_fault(args, rank, events, faults)
+        loss = model(x).square().mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if store is not None and store.is_save_step(step):
+            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict()}
+            store.save(step, state)
+            events.log("saved", step=step, digest=digest(model, optimizer) if args.verify else None)
+        time.sleep(max(0.0, args.step_time - (time.monotonic() - began)))
+        events.log("step", step=step, seconds=time.monotonic() - began)
+    if store is not None:
+        store.wait()
+    dist.barrier()
+    dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,68 @@
+"""A hot-spare worker process: an interpreter with torch already imported, parked until its agent
+hands it a job.
+
+Started by `trainguard.agent.spares.SparePool` as ``python -m trainguard.agent.spare``. It imports
+the modules named in ``TRAINGUARD_SPARE_PRELOAD`` (torch by default: about two seconds that a
+restart no longer pays), then blocks reading one JSON line from stdin: ``{argv, env, stdout,
+stderr}``. It points fds 1 and 2 at the worker's log files, replaces its environment with the
+worker's, and runs the training script as ``python -u`` would (``runpy``), so the script cannot
+tell a spare from a fresh interpreter, except that modules imported at start-up saw the
+agent's environment (the rendezvous variables are only read later, by init_process_group).
+End of input (the agent closed the pipe or died) makes it exit quietly.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import runpy
+import sys
+from typing import Any
+
+PRELOAD_ENV = "TRAINGUARD_SPARE_PRELOAD"
+DEFAULT_PRELOAD = "torch"
+
+
+def main() -> int:
+    """Park, then run the job received on stdin; the exit code is the script's."""
+    for module in filter(None, os.environ.get(PRELOAD_ENV, DEFAULT_PRELOAD).split(",")):
+        importlib.import_module(module.strip())
+    line = sys.stdin.readline()
+    if not line.strip():
+        return 0
+    job: dict[str, Any] = json.loads(line)
+    _point(0, os.devnull, os.O_RDONLY)
+    _point(1, job["stdout"], os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    _point(2, job["stderr"], os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    os.environ.clear()
+    os.environ.update(job["env"])
+    _run(list(job["argv"]))
+    return 0
+
+
+def _point(fd: int, path: str, flags: int) -> None:
+    opened = os.open(path or os.devnull, flags, 0o644)
+    os.dup2(opened, fd)
+    os.close(opened)
+
+
+def _run(argv: list[str]) -> None:
+    """Run ``[-u] (-m module | script) args...`` as ``python`` would."""
+    while argv and argv[0] == "-u":
+        argv.pop(0)
+    if not argv:
+        raise SystemExit("spare: no script to run")
+    if argv[0] == "-m":
+        module, *rest = argv[1:]
+        sys.argv = [module, *rest]
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+        return
+    script, *rest = argv
+    sys.argv = [script, *rest]
+    sys.path[0] = os.path.dirname(os.path.abspath(script))
+    runpy.run_path(script, run_name="__main__")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

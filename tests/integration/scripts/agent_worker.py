@@ -1,0 +1,74 @@
+"""A torch-free worker for agent tests: prints ``Step: N`` lines and misbehaves on request.
+
+Options: ``--steps`` (0 = forever), ``--step-time``; ``--hang-rank R --hang-after N`` (local rank
+R stops printing after N steps and sleeps); ``--ignore-term`` (SIGTERM ignored); ``--fork``
+(starts a child in its process group and a grandchild in a new session, both sleeping);
+``--exit-code C --exit-rank R --exit-after N``; ``--socket`` (reports a checkpoint and a resume
+to the agent over its socket first); ``--print-env`` (prints the rendezvous variables).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from trainguard.agent.ipc import AgentSocketClient
+
+SLEEPER = "import time, sys; time.sleep(3600)"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--steps", type=int, default=0)
+    parser.add_argument("--step-time", type=float, default=0.05)
+    parser.add_argument("--hang-rank", type=int, default=-1)
+    parser.add_argument("--hang-after", type=int, default=0)
+    parser.add_argument("--ignore-term", action="store_true")
+    parser.add_argument("--fork", action="store_true")
+    parser.add_argument("--exit-code", type=int, default=0)
+    parser.add_argument("--exit-rank", type=int, default=-1)
+    parser.add_argument("--exit-after", type=int, default=0)
+    parser.add_argument("--socket", action="store_true")
+    parser.add_argument("--print-env", action="store_true")
+    parser.add_argument("--marker", default="")
+    args = parser.parse_args()
+    local = int(os.environ["LOCAL_RANK"])
+    if args.ignore_term:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if args.fork:
+        marker = [sys.executable, "-c", SLEEPER, args.marker]
+        subprocess.Popen(marker)
+        subprocess.Popen(marker, start_new_session=True)
+    if args.print_env:
+        keys = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK")
+        keys += ("MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RESTART_COUNT", "JOB_RESTART_COUNT")
+        keys += ("TRAINGUARD_RESUME_STEP", "TRAINGUARD_SHM_DIR")
+        print("ENV " + " ".join(f"{k}={os.environ.get(k, '')}" for k in keys), flush=True)
+    if args.socket:
+        with AgentSocketClient() as client:
+            client.request("ckpt_info_update", step=10, tier="memory", path="/m/10", held=[5, 10])
+            got = client.request("ckpt_info_get")
+            client.request(
+                "resume_report",
+                step=got["progress"].get("trainguard", {}).get("progressCount", 0),
+                tier="memory",
+            )
+            print(f"PROGRESS {got['progress']}", flush=True)
+    step = 0
+    while args.steps == 0 or step < args.steps:
+        step += 1
+        if local == args.hang_rank and step > args.hang_after:
+            time.sleep(3600)
+        print(f"Step: {step} Loss: {1.0 / step:.4f}", flush=True)
+        if local == args.exit_rank and step >= args.exit_after:
+            return args.exit_code
+        time.sleep(args.step_time)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
