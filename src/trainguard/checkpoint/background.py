@@ -53,6 +53,11 @@ class Background:
             raise RuntimeError("checkpoint background thread is closed")
         self._queue.put((what, task))
 
+    @property
+    def pending(self) -> int:
+        """Tasks submitted and not finished yet."""
+        return self._queue.unfinished_tasks
+
     def drain(self) -> None:
         """Block until every task submitted so far has run."""
         self._queue.join()

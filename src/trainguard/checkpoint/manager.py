@@ -128,6 +128,11 @@ class CheckpointManager:
         """Failures of background work (checksums, durable writes)."""
         return self._background.errors
 
+    @property
+    def busy(self) -> bool:
+        """Whether background work (checksums, durable writes) is still running."""
+        return self._background.pending > 0
+
     # --- saving -------------------------------------------------------------------------
     def is_durable_step(self, step: int) -> bool:
         """Whether ``save(step)`` also writes the durable tier."""
