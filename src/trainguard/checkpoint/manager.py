@@ -19,11 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from trainguard import constants as c
+from trainguard.agent import ipc
 from trainguard.checkpoint.background import Background, TaskErrors
 from trainguard.checkpoint.base import Restored, Tier, TierName, payload
 from trainguard.checkpoint.durable import DurableTier
 from trainguard.checkpoint.group import Topology, destroy, topology
 from trainguard.checkpoint.memory import MemoryTier
+from trainguard.checkpoint.peer import PeerTier
 from trainguard.checkpoint.report import AgentReporter
 from trainguard.checkpoint.restore import restore
 from trainguard.checkpoint.tree import FlatState, flatten
@@ -34,6 +36,7 @@ log = logging.getLogger("trainguard.checkpoint")
 
 DEFAULT_JOB = "default"
 STANDALONE_PARENT = Path("/dev/shm")
+REPLICATION_TIMEOUT = 300.0
 
 
 @dataclass
@@ -102,6 +105,16 @@ class CheckpointManager:
         )
         self.durable = None if uri is None else self._durable(os.fspath(uri), durable_keep)
         self.reporter = AgentReporter(socket_path)
+        self.memory_keep = memory_keep
+        # Replication moves whole shards: its own connection, a long timeout, background only.
+        self._replicator = AgentReporter(socket_path, timeout=REPLICATION_TIMEOUT)
+        self.peer = (
+            PeerTier(
+                self._replicator, job=self.job, rank=self.rank, world_size=self.topo.world_size
+            )
+            if self._replicator.enabled
+            else None
+        )
         self.stats = SaveStats()
         self.restored: Restored | None = None
         self._background = Background()
@@ -204,7 +217,8 @@ class CheckpointManager:
 
     def _checksum(self, step: int, index: int) -> None:
         try:
-            self.memory.add_checksum(step, index)
+            if self.memory.add_checksum(step, index) is not None:
+                self._replicate(step)
         finally:
             self.memory.unpin(index)
         self.reporter.info_update(
@@ -212,6 +226,19 @@ class CheckpointManager:
             tier=TierName.MEMORY,
             path=str(self.memory.meta_path(step)),
             held=self.memory.steps(),
+        )
+
+    def _replicate(self, step: int) -> None:
+        """Have the agent copy the (pinned, checksummed) step to the peer node."""
+        if self.peer is None:
+            return
+        self._replicator.request(
+            ipc.CKPT_REPLICATE,
+            job=self.job,
+            rank=self.rank,
+            step=step,
+            meta_path=str(self.memory.meta_path(step)),
+            keep=self.memory_keep,
         )
 
     def _write_durable(self, step: int, index: int, snapshot: FlatState, skeleton: bytes) -> None:
@@ -242,6 +269,8 @@ class CheckpointManager:
     def tiers(self) -> list[Tier]:
         """Tiers in restore preference order."""
         found: list[Tier] = [self.memory]
+        if self.peer is not None:
+            found.append(self.peer)
         if self.durable is not None:
             found.append(self.durable)
         return found
@@ -294,6 +323,7 @@ class CheckpointManager:
         if self._private is not None:
             shutil.rmtree(self._private, ignore_errors=True)
         self.reporter.close()
+        self._replicator.close()
         destroy(self.topo)
 
     def _check_open(self) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from trainguard import constants as c
 from trainguard.agent import ipc
-from trainguard.errors import AgentError
+from trainguard.errors import AgentError, AgentRefused
 
 log = logging.getLogger("trainguard.checkpoint")
 
@@ -44,6 +44,10 @@ class AgentReporter:
         """Whether messages are sent at all."""
         return self.path is not None and not self._broken
 
+    def request(self, kind: str, **fields: Any) -> dict[str, Any] | None:
+        """Send any message; the reply, or None when disabled or the socket broke."""
+        return self._send(kind, **fields)
+
     def _send(self, kind: str, **fields: Any) -> dict[str, Any] | None:
         if not self.enabled:
             return None
@@ -52,6 +56,9 @@ class AgentReporter:
                 if self._client is None:
                     self._client = ipc.AgentSocketClient(self.path, timeout=self._timeout)
                 return self._client.request(kind, **fields)
+            except AgentRefused as exc:
+                log.warning("checkpoint: agent refused %s: %s", kind, exc)
+                return None
             except AgentError as exc:
                 log.warning("checkpoint: agent socket unusable, no more reports: %s", exc)
                 self._broken = True

@@ -4,6 +4,7 @@ Modes:
   save        train ``--steps`` steps, saving every step (durable every ``--durable-every``),
               then write ``expected_<rank>_<step>.json`` (tensor checksums) for every saved step
   load        restore the newest step and print one JSON line: step, tier, checksums
+  resume      restore like ``load`` when there is a step to resume from, else run ``save``
   hang-save   save step 1, then start saving step 2 and stop half-way through the copy into
               shared memory (printing ``COPYING``) so the test can SIGKILL the process there
 
@@ -79,7 +80,7 @@ def hang_in_copy() -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["save", "load", "hang-save"])
+    parser.add_argument("mode", choices=["save", "load", "resume", "hang-save"])
     parser.add_argument("--uri")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--steps", type=int, default=3)
@@ -89,16 +90,16 @@ def main() -> int:
         dist.init_process_group("gloo")
     manager = CheckpointManager(args.uri, memory_every=1, durable_every=args.durable_every)
     model, optimizer = build()
-    if args.mode == "load":
-        state = state_of(model, optimizer)
-        step = manager.load_latest(state)
+    state = state_of(model, optimizer)
+    step = manager.load_latest(state) if args.mode in ("load", "resume") else None
+    if args.mode == "load" or step is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optim"])
         tier = str(manager.restored.tier) if manager.restored else None
         line = {"step": step, "tier": tier, "digest": digest(state_of(model, optimizer))}
         print(json.dumps(line), flush=True)
     else:
-        last = args.steps if args.mode == "save" else 1
+        last = 1 if args.mode == "hang-save" else args.steps
         for step in range(1, last + 1):
             train_step(model, optimizer, step)
             manager.save(step, state_of(model, optimizer), user_content={"step": step})

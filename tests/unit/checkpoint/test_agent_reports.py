@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import tempfile
 import threading
@@ -19,25 +20,31 @@ from trainguard.checkpoint.report import AgentReporter, step_from_progress
 
 
 class FakeAgentSocket:
-    """Accepts one client, records every message, answers acks (and progress for info_get)."""
+    """Accepts clients, records every message, answers acks (and progress for info_get)."""
 
     def __init__(self, path: Path, progress: dict[str, Any]) -> None:
         self.path, self.progress = path, progress
         self.messages: list[dict[str, Any]] = []
         self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._server.bind(str(path))
-        self._server.listen(1)
-        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._server.listen(4)
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
         self._thread.start()
 
-    def _serve(self) -> None:
-        try:
-            conn, _ = self._server.accept()
-        except OSError:
-            return
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
         with conn:
             while (message := ipc.read_message(conn)) is not None:
-                self.messages.append(message)
+                with self._lock:
+                    self.messages.append(message)
                 reply: dict[str, Any] = {"type": "ack"}
                 if message["type"] == ipc.CKPT_INFO_GET:
                     reply["progress"] = self.progress
@@ -47,6 +54,8 @@ class FakeAgentSocket:
         return [m["type"] for m in self.messages]
 
     def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._server.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
         self._server.close()
         self._thread.join(timeout=10)
 
