@@ -43,7 +43,8 @@ def test_lost_memory_is_restored_from_the_peer_replica(tmp_path: Path) -> None:
     out.mkdir()
     argv = ["--nproc-per-node=1", "--nnodes=2", str(WORKER), "resume", "--steps", "3"]
     argv += ["--durable-every", "0", "--out", str(out)]
-    env = {c.ENV_AGENT_EXTENSIONS: "trainguard.checkpoint.replication", c.ENV_JOB_NAME: JOB}
+    # The replication extension is loaded through its entry point (pyproject.toml).
+    env = {c.ENV_JOB_NAME: JOB}
     with agents(tmp_path, 2, argv, env=env) as pods:
         start_all(pods, 0)
         for pod in pods:

@@ -1,30 +1,42 @@
-"""One scenario suite, run against every tier (memory, durable).
+"""One scenario suite, run against every tier (memory, peer replica, durable).
 
 Each harness writes steps the way the manager does and can damage them the way faults do
 (flip a byte, drop the commit record); the scenarios only use the `Tier` interface and
-`restore`, so a new tier (peer replicas) gets the same guarantees by adding a harness.
+`restore`, so every tier gets the same guarantees. The peer harness runs two replication
+extensions in process (node A pushes to node B over HTTP via FastAPI's TestClient).
 """
 
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 import torch
+from fastapi import FastAPI
 
+from trainguard.agent import ipc
 from trainguard.checkpoint import manifest
 from trainguard.checkpoint.base import Tier, TierName, payload
 from trainguard.checkpoint.durable import DurableTier
 from trainguard.checkpoint.group import Topology
 from trainguard.checkpoint.memory import MemoryTier
+from trainguard.checkpoint.peer import PeerTier
+from trainguard.checkpoint.replication import Replication
+from trainguard.checkpoint.report import AgentReporter
 from trainguard.checkpoint.restore import restore
 from trainguard.checkpoint.tree import flatten
 from trainguard.errors import CheckpointCorrupt, CheckpointError
 
 from .conftest import assert_same, fresh, trained
+
+with warnings.catch_warnings():  # starlette's "use httpx2" notice, not ours to fix
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
 
 SOLO = Topology(rank=0, world_size=1)
 
@@ -94,12 +106,81 @@ class DurableHarness:
         pass
 
 
-HARNESSES = {"memory": MemoryHarness, "durable": DurableHarness}
+class _Node:
+    """What the replication extension needs of an agent (``ExtensionContext``'s attributes)."""
+
+    def __init__(self, shm: Path, rank: int, peer_rank: int) -> None:
+        self.shm_dir, self.token = shm, None
+        self._rank = rank
+        self._peers = [SimpleNamespace(rank=peer_rank, url="http://testserver")]
+
+    def status(self) -> Any:
+        return SimpleNamespace(assigned_rank=str(self._rank))
+
+    def trainguard(self) -> Any:
+        return SimpleNamespace(peers=self._peers)
+
+
+class _LocalAgent:
+    """Stands in for the worker's socket to its agent: messages go straight to the handlers."""
+
+    def __init__(self, replication: Replication) -> None:
+        self.handlers = {
+            ipc.CKPT_PEER_STEPS: replication.peer_steps,
+            ipc.CKPT_FETCH: replication.fetch,
+        }
+
+    def request(self, kind: str, **fields: Any) -> dict[str, Any] | None:
+        return self.handlers[kind](fields)
+
+
+class PeerHarness:
+    """Node A's memory tier replicated to node B (HTTP in process); reads fetch back from B."""
+
+    def __init__(self, root: Path, keep: int) -> None:
+        self.keep = keep
+        self.memory = MemoryTier(root / "a", job="job", rank=0, world_size=1, keep=keep)
+        self.node_a = Replication(_Node(root / "a", rank=0, peer_rank=1))
+        node_b = Replication(_Node(root / "b", rank=1, peer_rank=0))
+        app = FastAPI()
+        app.include_router(node_b.router())
+        self.node_a.http = TestClient(app)  # type: ignore[assignment]
+        self.store_b = node_b.replicas
+        self.tier = self.reopen()
+
+    def reopen(self) -> Tier:
+        agent = cast(AgentReporter, _LocalAgent(self.node_a))
+        self.tier = PeerTier(agent, job="job", rank=0, world_size=1)
+        return self.tier
+
+    def write(self, step: int, state: dict[str, Any], user: Any = None) -> None:
+        flat = flatten(payload(state, user))
+        self.memory.write(step, flat, flat.skeleton_bytes())
+        index = self.memory.pin(step)
+        try:
+            self.memory.add_checksum(step, index)
+            meta_path = str(self.memory.meta_path(step))
+            reply = self.node_a.replicate({"meta_path": meta_path, "keep": self.keep})
+            assert reply["replicated"]
+        finally:
+            self.memory.unpin(index)
+
+    def corrupt(self, step: int) -> None:
+        flip_byte(self.store_b.dir("job", 0) / f"step_{step}.bin", 100)
+
+    def uncommit(self, step: int) -> None:
+        self.store_b.meta_path("job", 0, step).unlink()
+
+    def close(self) -> None:
+        self.memory.close()
+
+
+HARNESSES = {"memory": MemoryHarness, "durable": DurableHarness, "peer": PeerHarness}
 
 
 @pytest.fixture(params=sorted(HARNESSES))
 def harness(request: pytest.FixtureRequest, shm_root: Path, tmp_path: Path) -> Iterator[Any]:
-    root = shm_root if request.param == "memory" else tmp_path
+    root = tmp_path if request.param == "durable" else shm_root
     made = HARNESSES[request.param](root, keep=3)
     try:
         yield made
