@@ -17,6 +17,7 @@ exceptions are mapped at the boundary with ``raise ... from exc`` so the cause s
     │   └── ConflictError            the object exists already / was changed concurrently
     └── InfrastructureError          the world misbehaved: processes, network, disks, devices
         ├── AgentError               an agent answered with an error, or not at all
+        │   └── AgentRefused         the agent answered, refusing the request
         │   └── ScriptFailed         a pre-/post-train script exited non-zero
         ├── BackendError             a backend could not create/delete nodes or pods
         ├── CheckpointError          a checkpoint could not be written or read
@@ -106,6 +107,10 @@ class InfrastructureError(TrainguardError):
 
 class AgentError(InfrastructureError):
     """An elastic agent refused a request or could not be reached."""
+
+
+class AgentRefused(AgentError):
+    """The agent answered but refused the request (the connection itself is fine)."""
 
 
 class BackendError(InfrastructureError):

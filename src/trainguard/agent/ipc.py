@@ -15,6 +15,8 @@ Message types used by trainguard (HyperPod's checkpoint types plus ours):
 ``ckpt_save_end``      the save is over (timers resume) -> ack
 ``ckpt_fetch``         fetch rank R's step S from peers into local memory -> ``{path} | {error}``
 ``resume_report``      training resumed: ``{step, tier}`` -> ack
+``ckpt_replicate``     copy a committed memory step to the peer agent -> ``{replicated}``
+``ckpt_peer_steps``    steps of rank R that peer agents hold -> ``{steps}``
 =====================  ======================================================================
 """
 
@@ -28,7 +30,7 @@ import uuid
 from typing import Any
 
 from trainguard import constants as c
-from trainguard.errors import AgentError
+from trainguard.errors import AgentError, AgentRefused
 
 HEADER = struct.Struct(">I")
 MAX_MESSAGE = 16 * 1024 * 1024
@@ -40,6 +42,8 @@ CKPT_SAVE_END = "ckpt_save_end"
 CKPT_FETCH = "ckpt_fetch"
 RESUME_REPORT = "resume_report"
 INVALID_RESPONSE = "invalid_response"
+CKPT_REPLICATE = "ckpt_replicate"
+CKPT_PEER_STEPS = "ckpt_peer_steps"
 
 
 def encode(message: dict[str, Any]) -> bytes:
@@ -110,7 +114,7 @@ class AgentSocketClient:
         if reply is None:
             raise AgentError(f"agent socket {self.path} closed")
         if reply.get("type") == INVALID_RESPONSE:
-            raise AgentError(f"agent refused {kind}: {reply.get('error', 'invalid request')}")
+            raise AgentRefused(f"agent refused {kind}: {reply.get('error', 'invalid request')}")
         return reply
 
     def close(self) -> None:
