@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
 import yaml
 
 from trainguard.store.sqlite import SqliteStore
@@ -186,25 +187,49 @@ def _run(
     cwd: Path,
     env: dict[str, str] | None = None,
 ) -> str:
+    """Run ``command``; sample the RSS of everything but the workers (the system's overhead)."""
     trial.started = time.time()
-    with tempfile.TemporaryFile("w+") as log:
-        done = subprocess.run(
-            command,
-            cwd=cwd,
-            env={**environment(), **(env or {})},
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-            timeout=timeout,
-            check=False,
+    peak = 0.0
+    with tempfile.TemporaryFile("w+") as log, tempfile.TemporaryFile("w+") as out:
+        process = subprocess.Popen(
+            command, cwd=cwd, env={**environment(), **(env or {})}, stdout=out, stderr=log
         )
+        try:
+            while process.poll() is None:
+                if time.time() - trial.started > timeout:
+                    raise subprocess.TimeoutExpired(command, timeout)
+                peak = max(peak, overhead_rss_mb(process.pid))
+                time.sleep(0.5)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
         log.seek(0)
-        log_text = log.read()
-        (cwd / f"{trial.arm}.stderr").write_text(log_text)
-    trial.wall_s, trial.exit_code = time.time() - trial.started, done.returncode
-    if done.returncode == 2:
+        out.seek(0)
+        log_text, stdout = log.read(), out.read()
+    (cwd / f"{trial.arm}.stderr").write_text(log_text)
+    trial.wall_s, trial.exit_code = time.time() - trial.started, process.returncode
+    trial.extra["overhead_rss_mb"] = peak
+    if process.returncode == 2:
         raise RuntimeError(f"{command[0]} rejected its input: {log_text[-2000:]}")
-    return done.stdout
+    return stdout
+
+
+def overhead_rss_mb(pid: int) -> float:
+    """RSS (MiB) of ``pid`` and its descendants that are not training workers."""
+    try:
+        root = psutil.Process(pid)
+        family = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    total = 0
+    for process in family:
+        try:
+            if not any(part.endswith("worker.py") for part in process.cmdline()):
+                total += process.memory_info().rss
+        except psutil.Error:
+            continue
+    return total / 2**20
 
 
 class Events:

@@ -24,10 +24,14 @@ import psutil
 import pytest
 import yaml
 
+from trainguard.store.sqlite import SqliteStore
+
 REPO = Path(__file__).resolve().parents[2]
 QUICKSTART = REPO / "examples" / "quickstart"
 SCRIPTS = REPO / "tests" / "integration" / "scripts"
 TRAINGUARD = [str(Path(sys.executable).parent / "trainguard")]
+# 200 steps of 0.1 s; faults are injected at step 25 (after the first memory checkpoints).
+STEPS = 200
 LOSS = re.compile(r"\[rank (\d+)\] Step: (\d+) Loss: ([0-9.eE+-]+)")
 
 
@@ -63,9 +67,9 @@ class Cluster:
     def manifest(
         self,
         *,
-        steps: int = 150,
+        steps: int = STEPS,
         script: str = "train.py",
-        args: tuple[str, ...] = (),
+        args: tuple[str, ...] = ("--step-time=0.1",),
         **overrides: Any,
     ) -> Path:
         """The quickstart manifest running ``script --steps=STEPS ARGS``.
@@ -106,17 +110,45 @@ class Cluster:
         assert done.stdout.strip(), f"no JSON on stdout; stderr:\n{done.stderr[-4000:]}"
         return Run(done.returncode, json.loads(done.stdout), done.stderr)
 
-    def spawn(self, *args: str) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            [*TRAINGUARD, *args],
-            env=self.env,
-            cwd=self.work,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    def run_with_fault(self, manifest: Path, fault: str, *, at_step: int = 25) -> Run:
+        """``trainguard run`` with ``fault`` injected (``fault inject``) once every rank has
+        logged ``at_step`` — so the fault hits training, however long workers take to boot."""
+        out, err = self.work / "run.stdout", self.work / "run.stderr"
+        with out.open("w") as stdout, err.open("w") as stderr:
+            process = subprocess.Popen(
+                [*TRAINGUARD, "run", str(manifest), "-o", "json"],
+                env=self.env,
+                cwd=self.work,
+                stdout=stdout,
+                stderr=stderr,
+                stdin=subprocess.DEVNULL,
+            )
+            try:
+                wait_for(lambda: self.min_step() >= at_step or process.poll() is not None, 240)
+                injected = self.cli("fault", "inject", "quickstart", fault)
+                assert injected.returncode == 0, injected.stderr
+                process.wait(timeout=300)
+            finally:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+        text = out.read_text()
+        assert text.strip(), f"no JSON on stdout; stderr:\n{err.read_text()[-4000:]}"
+        return Run(process.returncode, json.loads(text), err.read_text())
+
+    def controller_pid(self) -> int | None:
+        """The pid holding the store's controller lease."""
+        store = SqliteStore(self.home / "state.db")
+        try:
+            lease = store.current_lease()
+            return lease.pid if lease else None
+        finally:
+            store.close()
+
+    def min_step(self) -> int:
+        """The step every one of the 4 ranks has logged (0 before all have started)."""
+        losses = self.losses()
+        return min((max(s) for s in losses.values()), default=0) if len(losses) == 4 else 0
 
     def losses(self, job: str = "quickstart") -> dict[int, dict[int, float]]:
         """Per global rank, step -> loss, from every log file the job's pods wrote."""

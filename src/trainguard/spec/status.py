@@ -7,7 +7,7 @@ and HyperPod tooling read the same keys (``restartCount``, ``restartStatus``,
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -78,3 +78,10 @@ class JobStatus(ManifestModel):
     completion_time: str | None = None
     resumes: list[Resume] = Field(default_factory=list)
     goodput: float | None = Field(default=None, description="Useful training time / wall time.")
+
+    def to_manifest(self) -> dict[str, Any]:
+        """The wire form; every ``resumes`` item carries ``step`` (null: from scratch)."""
+        manifest = super().to_manifest()
+        if "resumes" in manifest:
+            manifest["resumes"] = [{"step": None, **r} for r in manifest["resumes"]]
+        return manifest
