@@ -200,7 +200,7 @@ class DurableTier:
         except Exception as exc:
             self._cleanup(tmp)
             raise _mapped(exc, f"durable commit of step {step}") from exc
-        self.retain()
+        self.retain(newest=step)
         return True
 
     def _pipe(self, path: str, data: bytes) -> None:
@@ -216,11 +216,20 @@ class DurableTier:
         except OSError as exc:
             log.warning("durable tier: cannot remove temporary %s: %s", tmp, exc)
 
-    def retain(self) -> None:
-        """Delete complete steps beyond the newest ``keep`` (coordinator only)."""
+    def retain(self, *, newest: int | None = None) -> None:
+        """Delete complete steps beyond the newest ``keep`` (coordinator only).
+
+        Args:
+            newest: the step just committed; steps above it belong to a timeline abandoned by
+                a resume from an older step, and are deleted too (they would otherwise
+                outlive every new step in the retention order).
+        """
         if self.rank != 0:
             return
-        for step in self.steps()[: -self.keep or None]:
+        steps = self.steps()
+        doomed = [s for s in steps if newest is not None and s > newest]
+        kept = [s for s in steps if s not in doomed]
+        for step in doomed + kept[: -self.keep or None]:
             try:
                 self.fs.rm(self.step_path(step), recursive=True)
             except OSError as exc:

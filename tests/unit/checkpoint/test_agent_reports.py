@@ -83,7 +83,10 @@ def test_save_and_restore_are_reported(agent: FakeAgentSocket, shm_root: Path) -
         assert manager.load_latest(target) == 2  # the agreed step from ckpt_info_get
     finally:
         manager.close()
-    types = agent.types()
+    replicated = [m["step"] for m in agent.messages if m["type"] == ipc.CKPT_REPLICATE]
+    assert replicated == [1, 2, 3]
+    replication = {ipc.CKPT_REPLICATE, ipc.CKPT_PEER_STEPS, ipc.CKPT_FETCH}
+    types = [t for t in agent.types() if t not in replication]  # a second connection
     assert types[:2] == [ipc.CKPT_SAVE_BEGIN, ipc.CKPT_SAVE_END]
     updates = [m for m in agent.messages if m["type"] == ipc.CKPT_INFO_UPDATE]
     assert [u["step"] for u in updates] == [1, 2, 3]

@@ -143,3 +143,25 @@ def test_mtc_helpers_round_trip(shm_root: Path, tmp_path: Path) -> None:
         assert sched2.state_dict()["last_epoch"] == scheduler.state_dict()["last_epoch"]
     finally:
         helpers.close_all()
+
+
+def test_durable_steps_of_an_abandoned_timeline_are_replaced(
+    shm_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manager = CheckpointManager(
+        tmp_path, job="t", shm_dir=shm_root, memory_every=4, durable_every=4, durable_keep=3
+    )
+    for step in (4, 8, 12):
+        manager.save(step, {"w": torch.full((2,), float(step))})
+    manager.wait()
+    monkeypatch.setenv(c.ENV_RESUME_STEP, "4")  # the controller agreed on step 4
+    assert manager.load_latest({}) == 4
+    manager.save(8, {"w": torch.full((2,), 80.0)})
+    manager.wait()
+    assert manager.durable is not None and manager.durable.steps() == [4, 8]
+    monkeypatch.delenv(c.ENV_RESUME_STEP)
+    shutil.rmtree(manager.memory.dir)
+    target: dict[str, Any] = {}
+    assert manager.load_latest(target) == 8  # not the abandoned step 12
+    assert torch.equal(target["w"], torch.full((2,), 80.0))
+    manager.close()
