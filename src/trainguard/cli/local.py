@@ -10,11 +10,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
-
 from trainguard.backends.local import LocalBackend
 from trainguard.backends.local.cluster import load_config
 from trainguard.controller.loop import LEASE_STALE_AFTER
+from trainguard.liveness import process_alive
 from trainguard.store import Lease, SqliteStore, home
 
 
@@ -34,7 +33,7 @@ class LocalCluster:
         lease = self.store.current_lease()
         if lease is None or time.time() - lease.heartbeat > LEASE_STALE_AFTER:
             return None
-        return lease if psutil.pid_exists(lease.pid) else None
+        return lease if process_alive(lease.pid) else None
 
 
 def open_cluster(root: Path | None = None) -> LocalCluster:

@@ -17,8 +17,6 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable
 
-import psutil
-
 from trainguard.backends.base import Backend
 from trainguard.clock import Clock, SystemClock
 from trainguard.controller.agents import AgentHub
@@ -28,6 +26,7 @@ from trainguard.controller.pods import PodMaker
 from trainguard.controller.reconciler import Reconciler
 from trainguard.controller.state import TERMINAL, JobPhase, JobState
 from trainguard.errors import ConflictError, TrainguardError
+from trainguard.liveness import process_alive
 from trainguard.metrics import Metrics
 from trainguard.store.records import JobRecord, Lease, PodRecord
 from trainguard.store.sqlite import SqliteStore
@@ -84,11 +83,7 @@ class Controller:
             ConflictError: another live controller holds this store's lease.
         """
         current = self.store.current_lease()
-        if (
-            current is not None
-            and current.holder != self.holder
-            and not psutil.pid_exists(current.pid)
-        ):
+        if current is not None and current.holder != self.holder and not process_alive(current.pid):
             log.info("taking over from controller pid %s, which is gone", current.pid)
             self.store.release_lease(current.holder)
         if self._callbacks is not None:

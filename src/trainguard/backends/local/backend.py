@@ -212,6 +212,8 @@ class LocalBackend(Backend):
             expected = pod.info.get("create_time")
             if expected is not None and abs(process.create_time() - float(expected)) > 1.0:
                 return None
+            if process.status() == psutil.STATUS_ZOMBIE:  # exited; its parent never reaped it
+                return None
             return process
         except psutil.NoSuchProcess:
             return None
