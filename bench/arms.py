@@ -32,6 +32,7 @@ from trainguard.store.sqlite import SqliteStore
 BENCH = Path(__file__).resolve().parent
 WORKER = BENCH / "worker.py"
 BIN = Path(sys.executable).parent
+LAUNCHERS = ("torchrun", "hyperpodrun", "trainguard")
 
 
 def free_port() -> int:
@@ -150,7 +151,7 @@ def run_trainguard(
     nodes: int = 2,
     spares: int = 0,
     rules: Sequence[dict[str, Any]] = (),
-    faults: Sequence[str] = (),
+    inject: Sequence[str] = (),
     **kw: Any,
 ) -> Trial:
     """Our arm: ``trainguard run`` on a private local cluster."""
@@ -159,7 +160,7 @@ def run_trainguard(
         trial_dir, nproc=nproc, hot_spares=hot_spares, rules=rules, spares=spares, **kw
     )
     command = [str(BIN / "trainguard"), "run", str(manifest), f"--nodes={nodes}", "-o", "json"]
-    for fault in faults:
+    for fault in inject:  # controller-injected faults (`--fault`), not the worker's schedule
         command += ["--fault", fault]
     env = {"TRAINGUARD_HOME": str(trial_dir / "home")}
     try:
@@ -225,11 +226,17 @@ def overhead_rss_mb(pid: int) -> float:
     total = 0
     for process in family:
         try:
-            if not any(part.endswith("worker.py") for part in process.cmdline()):
+            if not is_worker(process.cmdline()):
                 total += process.memory_info().rss
         except psutil.Error:
             continue
     return total / 2**20
+
+
+def is_worker(cmdline: list[str]) -> bool:
+    """A training worker runs worker.py itself (launchers only pass it on as an argument)."""
+    launcher = any(name in arg for arg in cmdline[:3] for name in LAUNCHERS)
+    return not launcher and any(arg.endswith("worker.py") for arg in cmdline[:4])
 
 
 class Events:

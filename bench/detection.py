@@ -74,7 +74,7 @@ def faults_run(directory: Path, samples: int, nodes: int) -> list[Row]:
         nodes=nodes + 2,
         spares=1,
         rules=[START_RULE, HANG_RULE],
-        faults=plan,
+        inject=plan,
         ckpt="none",
         steps=100000,
         params_mb=4,
