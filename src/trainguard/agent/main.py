@@ -31,6 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=os.environ.get("LOGLEVEL", "INFO").upper(),
         format="[%(asctime)s] %(name)s %(levelname)s: %(message)s",
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         config = parse_config(list(sys.argv[1:] if argv is None else argv), os.environ)
     except UsageError as exc:

@@ -275,6 +275,9 @@ class ElasticAgent:
         self.core.move(AgentState.COMPLETED, reason=c.AGENT_REASON_COMPLETED)
 
     def _watch_logs(self) -> None:
+        """Feed new log lines to the rules; they freeze once the workers no longer run."""
+        if self.core.state is not AgentState.RUNNING:
+            return
         now = self.clock.monotonic()
         with self._engine_lock:
             engine = self._engine

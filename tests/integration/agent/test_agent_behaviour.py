@@ -83,6 +83,16 @@ def test_hang_rule_fires_for_a_worker_that_stops_printing(tmp_path: Path) -> Non
 
 
 @pytest.mark.slow
+def test_silent_checkpoint_saves_are_no_hang(tmp_path: Path) -> None:
+    rules = [{"name": "Hang", "logPattern": "Loss: ", "expectedRecurringFrequencyInSeconds": 2}]
+    argv = _argv("--steps", "30", "--save-every", "10", "--save-time", "4")
+    with agents(tmp_path, 1, argv) as (pod,):
+        pod.start(0, 1, free_port(), log_monitoring_configuration=rules)
+        done = pod.wait_state(AgentState.COMPLETED, timeout=90)
+        assert done.trainguard is not None and done.trainguard.rules == {"Hang": "HEALTHY"}
+
+
+@pytest.mark.slow
 def test_stubborn_and_forking_workers_leave_no_orphans(tmp_path: Path) -> None:
     marker = f"tg-marker-{uuid.uuid4().hex}"
     agent = ("--shutdown-signal", "SIGTERM", "--shutdown-timeout", "1")

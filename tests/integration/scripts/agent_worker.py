@@ -3,7 +3,8 @@
 Options: ``--steps`` (0 = forever), ``--step-time``; ``--hang-rank R --hang-after N`` (local rank
 R stops printing after N steps and sleeps); ``--ignore-term`` (SIGTERM ignored); ``--fork``
 (starts a child in its process group and a grandchild in a new session, both sleeping);
-``--exit-code C --exit-rank R --exit-after N``; ``--socket`` (reports a checkpoint and a resume
+``--exit-code C --exit-rank R --exit-after N``; ``--save-every N --save-time S`` (a silent
+checkpoint save announced over the socket); ``--socket`` (reports a checkpoint and a resume
 to the agent over its socket first); ``--print-env`` (prints the rendezvous variables).
 """
 
@@ -35,6 +36,8 @@ def main() -> int:
     parser.add_argument("--socket", action="store_true")
     parser.add_argument("--print-env", action="store_true")
     parser.add_argument("--marker", default="")
+    parser.add_argument("--save-every", type=int, default=0)
+    parser.add_argument("--save-time", type=float, default=0.0)
     args = parser.parse_args()
     local = int(os.environ["LOCAL_RANK"])
     if args.ignore_term:
@@ -64,6 +67,11 @@ def main() -> int:
         if local == args.hang_rank and step > args.hang_after:
             time.sleep(3600)
         print(f"Step: {step} Loss: {1.0 / step:.4f}", flush=True)
+        if args.save_every and step % args.save_every == 0:
+            with AgentSocketClient() as client:  # a long, silent checkpoint save
+                client.request("ckpt_save_begin", step=step)
+                time.sleep(args.save_time)
+                client.request("ckpt_save_end", step=step)
         if local == args.exit_rank and step >= args.exit_after:
             return args.exit_code
         time.sleep(args.step_time)
