@@ -5,7 +5,9 @@ R stops printing after N steps and sleeps); ``--ignore-term`` (SIGTERM ignored);
 (starts a child in its process group and a grandchild in a new session, both sleeping);
 ``--exit-code C --exit-rank R --exit-after N``; ``--save-every N --save-time S`` (a silent
 checkpoint save announced over the socket); ``--socket`` (reports a checkpoint and a resume
-to the agent over its socket first); ``--print-env`` (prints the rendezvous variables).
+to the agent over its socket first); ``--print-env`` (prints the rendezvous variables);
+``--fetch`` (asks an extension's ``ckpt_fetch``); ``--print-modules`` (whether torch was
+imported before the script ran).
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ def main() -> int:
     parser.add_argument("--print-env", action="store_true")
     parser.add_argument("--marker", default="")
     parser.add_argument("--save-every", type=int, default=0)
+    parser.add_argument("--fetch", action="store_true")
+    parser.add_argument("--print-modules", action="store_true")
     parser.add_argument("--save-time", type=float, default=0.0)
     args = parser.parse_args()
     local = int(os.environ["LOCAL_RANK"])
@@ -61,6 +65,11 @@ def main() -> int:
                 tier="memory",
             )
             print(f"PROGRESS {got['progress']}", flush=True)
+    if args.fetch:
+        with AgentSocketClient() as client:
+            print(f"FETCHED {client.request('ckpt_fetch', step=7)['path']}", flush=True)
+    if args.print_modules:
+        print(f"TORCH_PRELOADED {'torch' in sys.modules} PID {os.getpid()}", flush=True)
     step = 0
     while args.steps == 0 or step < args.steps:
         step += 1
