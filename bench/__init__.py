@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks; run one with ``python -m bench <name> [args]``."""
