@@ -47,6 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def serve(config: AgentConfig) -> None:
     """Run the agent described by ``config`` until it is shut down."""
+    os.environ.pop(c.ENV_AGENT_TOKEN, None)  # workers and scripts must not inherit it
     if not become_subreaper():
         log.warning("could not become a child subreaper: orphans of workers may escape")
     agent = ElasticAgent(config, pod=os.environ.get(c.ENV_POD_NAME), spares=_spares(config))

@@ -188,9 +188,9 @@ class WorkerGroup:
             sig: first signal (the agent's ``--shutdown-signal``, or SIGUSR1 for graceful stops).
             timeout: seconds to wait after ``sig`` before SIGKILL.
             keep: pids that are not workers (parked hot spares) and must survive.
+
+        Also after the workers exited on their own: what they left behind is killed too.
         """
-        if self.closed:
-            return
         leaders = [p for p in self.pids() if self.popen(self._rank_of(p)).poll() is None]
         others = descendants(exclude=keep)
         signal_tree(leaders, others, sig)
