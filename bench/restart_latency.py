@@ -92,8 +92,19 @@ def latencies(events: list[dict[str, Any]], faults: int, nproc: int) -> list[flo
     return found
 
 
+CRASH_AFTER = 160  # steps of 50 ms: a fault after ~8 s of training, once startup is over
+
+
 def workload_args(out: Path, faults: int) -> list[str]:
-    return [str(WORKLOAD), "--out", str(out), "--crashes", str(faults)]
+    return [
+        str(WORKLOAD),
+        "--out",
+        str(out),
+        "--crashes",
+        str(faults),
+        "--crash-after",
+        str(CRASH_AFTER),
+    ]
 
 
 def agent_arm(work: Path, *, faults: int, nproc: int, hot: bool) -> dict[str, list[float]]:

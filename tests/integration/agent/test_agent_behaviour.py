@@ -165,6 +165,7 @@ def test_worker_env_socket_progress_and_crash_exit_code(tmp_path: Path) -> None:
             "JOB_RESTART_COUNT=2",
             "TRAINGUARD_RESUME_STEP=5",
             f"TRAINGUARD_SHM_DIR={pod.dir / 'shm'}",
+            "TRAINGUARD_AGENT_TOKEN=",  # the agent's token is not handed to user code
         ):
             assert pair in env.split(), pair
         assert faulted.progress == {

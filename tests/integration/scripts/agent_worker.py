@@ -53,7 +53,7 @@ def main() -> int:
     if args.print_env:
         keys = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK")
         keys += ("MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RESTART_COUNT", "JOB_RESTART_COUNT")
-        keys += ("TRAINGUARD_RESUME_STEP", "TRAINGUARD_SHM_DIR")
+        keys += ("TRAINGUARD_RESUME_STEP", "TRAINGUARD_SHM_DIR", "TRAINGUARD_AGENT_TOKEN")
         print("ENV " + " ".join(f"{k}={os.environ.get(k, '')}" for k in keys), flush=True)
     if args.socket:
         with AgentSocketClient() as client:
