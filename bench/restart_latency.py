@@ -14,6 +14,9 @@ training step of *every* rank after the restart, read from the workers' own time
 
 ``worker_exit_detection_s`` is the agent's ``detected_at`` minus the worker's exit time (the
 issue's budget is 200 ms). Results: ``bench/results/restart_latency.json``.
+
+Run: ``python -m bench restart_latency [--faults N | --quick]`` (main's dispatcher) or
+``python -m bench.restart_latency``.
 """
 
 from __future__ import annotations
@@ -208,10 +211,13 @@ def row(metric: str, ours: float, baseline: float, unit: str) -> dict[str, Any]:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench restart_latency", description=__doc__)
     parser.add_argument("--faults", type=int, default=10, help="faults per arm (>= 10 for results)")
+    parser.add_argument("--quick", action="store_true", help="3 faults per arm (a smoke run)")
     parser.add_argument("--nproc", type=int, default=2, help="workers on the node")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--arms", default="torchrun,cold,hot", help="comma-separated subset")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.faults = min(args.faults, 3)
     with tempfile.TemporaryDirectory(prefix="bench-restart-") as tmp:
         work = Path(os.environ.get("BENCH_WORKDIR") or tmp)
         runs = {}
@@ -249,3 +255,7 @@ def main(argv: list[str]) -> int:
         )
     print(f"wrote {args.out}")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,1 +1,0 @@
-"""Side-by-side benchmarks; run one with ``python -m bench <name> [args]``."""
