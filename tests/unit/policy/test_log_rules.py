@@ -191,8 +191,9 @@ def test_cutoff_and_recurring_on_one_rule() -> None:
         ("eq", 2, "2.5", False),
         ("gt", 1e6, "inf", True),
         ("lt", -1e6, "-inf", True),
-        ("gt", 0.5, "nan", False),
-        ("lt", 0.5, "nan", False),
+        ("gt", 0.5, "nan", True),
+        ("lt", 0.5, "NaN", True),
+        ("eq", 0.5, "nan", False),
         ("gt", 10, "1e3", True),
     ],
 )
@@ -214,9 +215,9 @@ def test_metric_needs_consecutive_data_points() -> None:
     assert run(eng, clock, 1, "Loss: 0.1") is RuleState.HEALTHY  # breaks the streak
     assert run(eng, clock, 1, "Loss: 0.9") is RuleState.HEALTHY
     assert run(eng, clock, 1, "Loss: 0.9") is RuleState.HEALTHY
-    assert run(eng, clock, 1, "Loss: nan") is RuleState.HEALTHY  # NaN breaches nothing
-    for _ in range(2):
-        run(eng, clock, 1, "Loss: 0.9")
+    assert run(eng, clock, 1, "Loss: 0.1") is RuleState.HEALTHY  # breaks the streak again
+    assert run(eng, clock, 1, "Loss: nan") is RuleState.HEALTHY  # NaN is a breach: 1 of 3
+    run(eng, clock, 1, "Loss: 0.9")
     assert run(eng, clock, 1, "Loss: 0.9") is RuleState.SLOW
     verdict = eng.verdict()
     assert verdict is not None and "3 consecutive values gt 0.5" in verdict.detail
