@@ -122,6 +122,7 @@ AGENT_REASON_COMPLETED: Final = "Completed"
 AGENT_REASON_STOPPED: Final = "Stopped"
 ENV_AGENT_EXTENSIONS: Final = "TRAINGUARD_AGENT_EXTENSIONS"
 AGENT_EXTENSIONS_ENTRY_POINT: Final = "trainguard.agent_extensions"
+ENV_SPARE_REFILL_DELAY: Final = "TRAINGUARD_SPARE_REFILL_DELAY"
 # what workers see (torchrun's names; HyperPod's agent sets the same)
 ENV_RANK: Final = "RANK"
 ENV_LOCAL_RANK: Final = "LOCAL_RANK"

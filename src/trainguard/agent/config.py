@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 MONITOR_INTERVAL = 0.05
 DEFAULT_SHUTDOWN_TIMEOUT = 30.0
 EPILOG = f"""\
-environment (beats the matching flag): {c.ENV_AGENT_PORT} (--server-port),
+environment (beats the matching flag): {c.ENV_SPARE_REFILL_DELAY} (seconds after a start before
+hot spares are refilled, default 5), {c.ENV_AGENT_PORT} (--server-port),
 {c.ENV_AGENT_HOST} (--server-host), {c.ENV_LOG_DIR} (--log-dir), {c.ENV_AGENT_TOKEN}
 (--token-file), {c.ENV_SHM_DIR} (node-local memory dir for checkpoints; a private dir under
 /dev/shm otherwise), {c.ENV_POD_NAME}, {c.ENV_JOB_NAME}."""

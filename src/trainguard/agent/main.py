@@ -31,6 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=os.environ.get("LOGLEVEL", "INFO").upper(),
         format="[%(asctime)s] %(name)s %(levelname)s: %(message)s",
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         config = parse_config(list(sys.argv[1:] if argv is None else argv), os.environ)
     except UsageError as exc:
@@ -46,6 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def serve(config: AgentConfig) -> None:
     """Run the agent described by ``config`` until it is shut down."""
+    os.environ.pop(c.ENV_AGENT_TOKEN, None)  # workers and scripts must not inherit it
     if not become_subreaper():
         log.warning("could not become a child subreaper: orphans of workers may escape")
     agent = ElasticAgent(config, pod=os.environ.get(c.ENV_POD_NAME), spares=_spares(config))

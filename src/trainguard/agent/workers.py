@@ -31,6 +31,7 @@ import psutil
 from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs, PContext, start_processes
 from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
 
+from trainguard.agent.logs import tail_lines
 from trainguard.agent.processes import descendants, reap_orphans, signal_name, signal_tree
 
 log = logging.getLogger(__name__)
@@ -168,9 +169,14 @@ class WorkerGroup:
                 self._succeeded.add(rank)
                 continue
             error_file = self._context.error_files.get(rank, "")
-            exits.append(
-                WorkerExit(rank, proc.pid, code, _message(rank, proc.pid, code, error_file))
-            )
+            message = _message(rank, proc.pid, code, error_file)
+            if (
+                code > 0
+                and not os.path.isfile(error_file or "")
+                and (last := self._last_error(rank))
+            ):
+                message = f"{message}: {last}"
+            exits.append(WorkerExit(rank, proc.pid, code, message))
         return exits
 
     # --- stopping -----------------------------------------------------------------------------
@@ -182,9 +188,9 @@ class WorkerGroup:
             sig: first signal (the agent's ``--shutdown-signal``, or SIGUSR1 for graceful stops).
             timeout: seconds to wait after ``sig`` before SIGKILL.
             keep: pids that are not workers (parked hot spares) and must survive.
+
+        Also after the workers exited on their own: what they left behind is killed too.
         """
-        if self.closed:
-            return
         leaders = [p for p in self.pids() if self.popen(self._rank_of(p)).poll() is None]
         others = descendants(exclude=keep)
         signal_tree(leaders, others, sig)
@@ -209,6 +215,12 @@ class WorkerGroup:
         if not self.closed:
             self.closed = True
             self._context.close(death_sig=signal.SIGKILL, timeout=0)
+
+    def _last_error(self, rank: int) -> str:
+        """The last line of a worker's stderr (why ``python`` itself gave up, say)."""
+        path = self.log_file(rank, "stderr")
+        lines = tail_lines(path, 1) if path else []
+        return lines[-1].strip()[:500] if lines else ""
 
     def _rank_of(self, pid: int) -> int:
         return self.pids().index(pid)

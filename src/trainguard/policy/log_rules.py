@@ -20,7 +20,8 @@ Rule fields (the CRD's ``logMonitoringConfiguration`` keys):
   Before the first match only the start cut-off applies (a slow first step is the start
   cut-off's business, as in HyperPod's canonical JobStart/JobHangingDetection pair).
 - ``metricThreshold`` + ``operator``: the first capturing group is parsed as a float (``nan``
-  and ``inf`` are values too and compare as IEEE floats do, so NaN breaches no threshold);
+  and ``inf`` are values too; ``inf`` compares as IEEE floats do, and ``nan`` breaches every
+  operator but ``eq``: a NaN loss or throughput is out of bounds whichever way the rule looks);
   ``value OP threshold`` true on ``metricEvaluationDataPoints`` consecutive matches -> SLOW.
 - ``faultOnMatch``: any match -> FAULTED (sticky).
 - ``stopPattern``: once seen on a stream, the rule stops evaluating there.
@@ -30,6 +31,7 @@ A rule's state is its worst state over all streams: FAULTED > HANGING > SLOW > H
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -301,7 +303,9 @@ def _evaluate_metric(rule: Rule, track: _Track, match: re.Match[str]) -> None:
             track.state = RuleState.HEALTHY
         return
     assert rule.compare is not None and rule.threshold is not None
-    if OPERATORS[rule.compare](value, rule.threshold):
+    if (math.isnan(value) and rule.compare != "eq") or OPERATORS[rule.compare](
+        value, rule.threshold
+    ):
         track.breaches += 1
     else:
         track.breaches = 0

@@ -83,6 +83,16 @@ def test_hang_rule_fires_for_a_worker_that_stops_printing(tmp_path: Path) -> Non
 
 
 @pytest.mark.slow
+def test_silent_checkpoint_saves_are_no_hang(tmp_path: Path) -> None:
+    rules = [{"name": "Hang", "logPattern": "Loss: ", "expectedRecurringFrequencyInSeconds": 2}]
+    argv = _argv("--steps", "30", "--save-every", "10", "--save-time", "4")
+    with agents(tmp_path, 1, argv) as (pod,):
+        pod.start(0, 1, free_port(), log_monitoring_configuration=rules)
+        done = pod.wait_state(AgentState.COMPLETED, timeout=90)
+        assert done.trainguard is not None and done.trainguard.rules == {"Hang": "HEALTHY"}
+
+
+@pytest.mark.slow
 def test_stubborn_and_forking_workers_leave_no_orphans(tmp_path: Path) -> None:
     marker = f"tg-marker-{uuid.uuid4().hex}"
     agent = ("--shutdown-signal", "SIGTERM", "--shutdown-timeout", "1")
@@ -155,6 +165,7 @@ def test_worker_env_socket_progress_and_crash_exit_code(tmp_path: Path) -> None:
             "JOB_RESTART_COUNT=2",
             "TRAINGUARD_RESUME_STEP=5",
             f"TRAINGUARD_SHM_DIR={pod.dir / 'shm'}",
+            "TRAINGUARD_AGENT_TOKEN=",  # the agent's token is not handed to user code
         ):
             assert pair in env.split(), pair
         assert faulted.progress == {
@@ -163,3 +174,38 @@ def test_worker_env_socket_progress_and_crash_exit_code(tmp_path: Path) -> None:
         assert faulted.trainguard.resume is not None  # type: ignore[union-attr]
         assert faulted.trainguard.resume.step == 5  # type: ignore[union-attr]
         assert sys.executable  # workers ran under this interpreter
+
+
+@pytest.mark.slow
+def test_extensions_add_socket_handlers_and_guarded_routes(tmp_path: Path) -> None:
+    env = {"TRAINGUARD_AGENT_EXTENSIONS": "tests.integration.agent.sample_extension:register"}
+    with agents(tmp_path, 1, _argv("--fetch", "--steps", "3"), env=env) as (pod,):
+        pod.start(0, 1, free_port())
+        pod.wait_state(AgentState.COMPLETED, timeout=30)
+        fetched = [line for line in pod.client.logs(rank=1, tail=20) if "FETCHED" in line]
+        assert fetched == [f"FETCHED {pod.dir / 'shm'}/step_7"]
+        assert httpx.get(pod.url + "/replicas").status_code == 401
+        body = httpx.get(pod.url + "/replicas", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert body.json()["pod"] == "pod-0"
+        assert sorted(s["rank"] for s in body.json()["seen"]) == [0, 1]
+
+
+def test_unloadable_extension_stops_the_agent_with_a_clear_error(tmp_path: Path) -> None:
+    env = {"TRAINGUARD_AGENT_EXTENSIONS": "no_such_module_xyz:register"}
+    with pytest.raises(AssertionError, match="cannot load 'no_such_module_xyz:register'"):
+        AgentProcess(tmp_path, "bad-ext", _argv(), env=env)
+
+
+@pytest.mark.slow
+def test_hot_spares_run_workers_with_torch_already_imported(tmp_path: Path) -> None:
+    argv = _argv("--print-modules", "--exit-rank", "0", "--exit-after", "3", "--exit-code", "1")
+    with agents(tmp_path, 1, [*argv[:2], "--hot-spares", *argv[2:]]) as (pod,):
+        for attempt in range(2):
+            pod.start(0, 1, free_port(), faultCount=attempt)
+            faulted = pod.wait_state(AgentState.FAULTED, timeout=60)
+            pids = faulted.trainguard.worker_pids  # type: ignore[union-attr]
+            for rank in (0, 1):
+                lines = pod.client.logs(rank=rank, tail=100_000)
+                assert f"TORCH_PRELOADED True PID {pids[rank]}" in lines, lines[:3]
+            pod.client.stop()
+            pod.wait_state(AgentState.READY, timeout=30)

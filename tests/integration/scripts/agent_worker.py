@@ -3,8 +3,11 @@
 Options: ``--steps`` (0 = forever), ``--step-time``; ``--hang-rank R --hang-after N`` (local rank
 R stops printing after N steps and sleeps); ``--ignore-term`` (SIGTERM ignored); ``--fork``
 (starts a child in its process group and a grandchild in a new session, both sleeping);
-``--exit-code C --exit-rank R --exit-after N``; ``--socket`` (reports a checkpoint and a resume
-to the agent over its socket first); ``--print-env`` (prints the rendezvous variables).
+``--exit-code C --exit-rank R --exit-after N``; ``--save-every N --save-time S`` (a silent
+checkpoint save announced over the socket); ``--socket`` (reports a checkpoint and a resume
+to the agent over its socket first); ``--print-env`` (prints the rendezvous variables);
+``--fetch`` (asks an extension's ``ckpt_fetch``); ``--print-modules`` (whether torch was
+imported before the script ran).
 """
 
 from __future__ import annotations
@@ -35,6 +38,10 @@ def main() -> int:
     parser.add_argument("--socket", action="store_true")
     parser.add_argument("--print-env", action="store_true")
     parser.add_argument("--marker", default="")
+    parser.add_argument("--save-every", type=int, default=0)
+    parser.add_argument("--fetch", action="store_true")
+    parser.add_argument("--print-modules", action="store_true")
+    parser.add_argument("--save-time", type=float, default=0.0)
     args = parser.parse_args()
     local = int(os.environ["LOCAL_RANK"])
     if args.ignore_term:
@@ -46,7 +53,7 @@ def main() -> int:
     if args.print_env:
         keys = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK")
         keys += ("MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RESTART_COUNT", "JOB_RESTART_COUNT")
-        keys += ("TRAINGUARD_RESUME_STEP", "TRAINGUARD_SHM_DIR")
+        keys += ("TRAINGUARD_RESUME_STEP", "TRAINGUARD_SHM_DIR", "TRAINGUARD_AGENT_TOKEN")
         print("ENV " + " ".join(f"{k}={os.environ.get(k, '')}" for k in keys), flush=True)
     if args.socket:
         with AgentSocketClient() as client:
@@ -58,12 +65,22 @@ def main() -> int:
                 tier="memory",
             )
             print(f"PROGRESS {got['progress']}", flush=True)
+    if args.fetch:
+        with AgentSocketClient() as client:
+            print(f"FETCHED {client.request('ckpt_fetch', step=7)['path']}", flush=True)
+    if args.print_modules:
+        print(f"TORCH_PRELOADED {'torch' in sys.modules} PID {os.getpid()}", flush=True)
     step = 0
     while args.steps == 0 or step < args.steps:
         step += 1
         if local == args.hang_rank and step > args.hang_after:
             time.sleep(3600)
         print(f"Step: {step} Loss: {1.0 / step:.4f}", flush=True)
+        if args.save_every and step % args.save_every == 0:
+            with AgentSocketClient() as client:  # a long, silent checkpoint save
+                client.request("ckpt_save_begin", step=step)
+                time.sleep(args.save_time)
+                client.request("ckpt_save_end", step=step)
         if local == args.exit_rank and step >= args.exit_after:
             return args.exit_code
         time.sleep(args.step_time)

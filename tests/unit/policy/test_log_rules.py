@@ -191,8 +191,9 @@ def test_cutoff_and_recurring_on_one_rule() -> None:
         ("eq", 2, "2.5", False),
         ("gt", 1e6, "inf", True),
         ("lt", -1e6, "-inf", True),
-        ("gt", 0.5, "nan", False),
-        ("lt", 0.5, "nan", False),
+        ("gt", 0.5, "nan", True),
+        ("lt", 0.5, "NaN", True),
+        ("eq", 0.5, "nan", False),
         ("gt", 10, "1e3", True),
     ],
 )
@@ -214,9 +215,9 @@ def test_metric_needs_consecutive_data_points() -> None:
     assert run(eng, clock, 1, "Loss: 0.1") is RuleState.HEALTHY  # breaks the streak
     assert run(eng, clock, 1, "Loss: 0.9") is RuleState.HEALTHY
     assert run(eng, clock, 1, "Loss: 0.9") is RuleState.HEALTHY
-    assert run(eng, clock, 1, "Loss: nan") is RuleState.HEALTHY  # NaN breaches nothing
-    for _ in range(2):
-        run(eng, clock, 1, "Loss: 0.9")
+    assert run(eng, clock, 1, "Loss: 0.1") is RuleState.HEALTHY  # breaks the streak again
+    assert run(eng, clock, 1, "Loss: nan") is RuleState.HEALTHY  # NaN is a breach: 1 of 3
+    run(eng, clock, 1, "Loss: 0.9")
     assert run(eng, clock, 1, "Loss: 0.9") is RuleState.SLOW
     verdict = eng.verdict()
     assert verdict is not None and "3 consecutive values gt 0.5" in verdict.detail
@@ -415,3 +416,63 @@ def test_healthy_soak_has_no_false_alarms() -> None:
         if math.isnan(loss) or loss > 10:
             loss = 1.0
     assert set(eng.states().values()) == {RuleState.HEALTHY}
+
+
+# --- ranks that never print the pattern ---------------------------------------------------------
+
+
+def test_a_rank_that_never_matches_is_no_start_cutoff_alarm_once_another_did() -> None:
+    clock = FakeClock()
+    both = rule(expectedStartCutOffInSeconds=10, expectedRecurringFrequencyInSeconds=5)
+    eng = engine(clock, both, streams=(0, 1))
+    for _ in range(20):  # only rank 0 logs the loss; rank 1 prints nothing at all
+        state = run(eng, clock, 2, "Loss: 1", stream=0)
+    assert state is RuleState.HEALTHY
+    assert eng.verdict() is None
+
+
+def test_start_cutoff_fires_when_no_rank_matched() -> None:
+    clock = FakeClock()
+    eng = engine(clock, rule(expectedStartCutOffInSeconds=10), streams=(0, 1))
+    assert run(eng, clock, 9, "warming up", stream=1) is RuleState.WAITING
+    assert run(eng, clock, 2, None) is RuleState.HANGING
+    verdict = eng.verdict()
+    assert verdict is not None and verdict.stream == 0 and "within 10s" in verdict.detail
+
+
+def test_start_cutoff_counts_active_time_per_rank() -> None:
+    clock = FakeClock()
+    eng = engine(clock, rule(expectedStartCutOffInSeconds=10), streams=(0, 1))
+    eng.hold(None, "stopped", clock.monotonic())
+    assert run(eng, clock, 60, None) is RuleState.WAITING  # workers stopped: no time passes
+    eng.release(None, "stopped", clock.monotonic())
+    assert run(eng, clock, 9, None) is RuleState.WAITING
+    assert run(eng, clock, 2, None) is RuleState.HANGING
+
+
+def test_rank_zero_only_loss_soak_has_no_false_alarms() -> None:
+    """HyperPod's canonical rules while only rank 0 prints the loss, with long saves."""
+    rng = random.Random(11)
+    clock = FakeClock()
+    rules = parse_rules(
+        [
+            {"name": "JobStart", "logPattern": ".*Loss:.*", "expectedStartCutOffInSeconds": 240},
+            {"name": "Hang", "logPattern": ".*Loss:.*", "expectedRecurringFrequencyInSeconds": 60},
+        ],
+        source="soak",
+    )
+    eng = RuleEngine(rules, (0, 1, 2, 3), now=clock.monotonic())
+    clock.advance(200)
+    for step in range(1, 3001):
+        eng.feed(0, f"Step: {step} Loss: 0.5", clock.monotonic())
+        for rank in (1, 2, 3):
+            if rng.random() < 0.2:
+                eng.feed(rank, "data loader: prefetching", clock.monotonic())
+        if step % 300 == 0:
+            eng.hold(0, "checkpoint", clock.monotonic())
+            clock.advance(rng.uniform(60, 400))  # saves longer than the recurring limit
+            eng.tick(clock.monotonic())
+            eng.release(0, "checkpoint", clock.monotonic())
+        clock.advance(rng.uniform(0.5, 50))
+        eng.tick(clock.monotonic())
+        assert eng.verdict() is None, f"false alarm at step {step}: {eng.verdict()}"

@@ -1,0 +1,92 @@
+"""AgentCore: the state table, /start and /stop bookkeeping, faults and announcements."""
+
+from __future__ import annotations
+
+import pytest
+
+from trainguard.agent.protocol import AgentState, StartRequest, StopRequest, WorkerFailure
+from trainguard.agent.state import AgentCore, PendingStart, PendingStop
+from trainguard.errors import ConflictError
+from trainguard.testing import FakeClock
+
+START = {"rank": 1, "nnodes": 2, "faultCount": 3, "master_addr": "10.0.0.1", "master_port": "99"}
+
+
+def core() -> tuple[AgentCore, list[AgentState]]:
+    agent = AgentCore(clock=FakeClock(), pod="pod-1", pid=42)
+    seen: list[AgentState] = []
+    agent.add_listener(lambda status: seen.append(status.status))
+    return agent, seen
+
+
+def failure(rank: int) -> WorkerFailure:
+    return WorkerFailure(local_rank=rank, global_rank=rank + 2, exitcode=-9, time=1.0)
+
+
+def test_start_runs_at_once_and_hands_the_launch_to_the_loop() -> None:
+    agent, seen = core()
+    agent.request_start(StartRequest.model_validate(START))
+    assert agent.state is AgentState.RUNNING and seen == [AgentState.RUNNING]
+    pending = agent.take_pending()
+    assert isinstance(pending, PendingStart) and pending.request.master_port == 99
+    assert agent.take_pending() is None
+    status = agent.snapshot()
+    assert status.assigned_rank == "1" and status.reason == "Running"
+    assert status.trainguard is not None and status.trainguard.fault_count == 3
+    assert set(status.transitions) == {"READY", "RUNNING"}
+
+
+def test_forbidden_requests_conflict_and_change_nothing() -> None:
+    agent, seen = core()
+    with pytest.raises(ConflictError):
+        agent.request_stop(StopRequest())
+    agent.request_start(StartRequest.model_validate(START))
+    with pytest.raises(ConflictError):
+        agent.request_start(StartRequest.model_validate(START))
+    assert agent.state is AgentState.RUNNING and seen == [AgentState.RUNNING]
+
+
+def test_fault_keeps_the_first_root_cause_and_appends_later_failures() -> None:
+    agent, seen = core()
+    assert not agent.fault(reason="WorkerCrash", message="early", failures=[failure(0)])
+    agent.request_start(StartRequest.model_validate(START))
+    assert agent.fault(reason="WorkerCrash", message="first", failures=[failure(1)])
+    assert not agent.fault(reason="LogHang_x", message="later", failures=[failure(0)])
+    status = agent.snapshot()
+    assert status.status is AgentState.FAULTED and status.message == "first"
+    assert [f.local_rank for f in status.trainguard.failures] == [1, 0]  # type: ignore[union-attr]
+    assert status.trainguard.detected_at is not None  # type: ignore[union-attr]
+    assert seen == [AgentState.RUNNING, AgentState.FAULTED]
+
+
+def test_stop_then_ready_then_start_clears_the_fault() -> None:
+    agent, _ = core()
+    agent.request_start(StartRequest.model_validate(START))
+    agent.take_pending()
+    agent.fault(reason="WorkerCrash", message="boom", failures=[failure(1)])
+    agent.request_stop(StopRequest(timeout=3))
+    pending = agent.take_pending()
+    assert isinstance(pending, PendingStop) and pending.then is AgentState.READY
+    assert agent.move(AgentState.READY, reason="Stopped")
+    assert not agent.move(AgentState.COMPLETED, reason="nope")
+    agent.request_start(StartRequest.model_validate(START | {"faultCount": 4}))
+    status = agent.snapshot()
+    assert status.trainguard is not None and status.trainguard.failures == []
+    assert status.trainguard.fault_count == 4
+
+
+def test_shutdown_is_final() -> None:
+    agent, _ = core()
+    agent.request_shutdown(StopRequest())
+    pending = agent.take_pending()
+    assert isinstance(pending, PendingStop) and pending.then is AgentState.SHUTDOWN
+    with pytest.raises(ConflictError):
+        agent.request_shutdown(StopRequest())
+
+
+def test_unknown_fact_is_an_error() -> None:
+    agent, _ = core()
+    agent.set_facts(worker_pids=[5, 6])
+    assert agent.snapshot().trainguard.worker_pids == [5, 6]  # type: ignore[union-attr]
+    with pytest.raises(AttributeError):
+        agent.set_facts(bogus=1)
