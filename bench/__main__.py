@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import time
+
+from bench.common import QUICK_ENV
 
 ALL = (
     "controller_scale",
@@ -28,6 +31,8 @@ def main(argv: list[str]) -> int:
         print(f"usage: python -m bench {{all|{'|'.join(ALL)}}} [--quick] [options]")
         return 0 if argv else 2
     name, rest = argv[0], argv[1:]
+    if "--quick" in rest:
+        os.environ[QUICK_ENV] = "1"
     if name != "all":
         return run(name, rest)
     failures = []

@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
+QUICK_ENV = "TRAINGUARD_BENCH_QUICK"
+"""Set by ``python -m bench ... --quick``: smoke-sized figures go to ``results/quick/``."""
 
 
 @dataclass(frozen=True)
@@ -42,9 +44,10 @@ def median(values: Sequence[float]) -> float:
 
 
 def write_results(name: str, rows: Sequence[Row]) -> Path:
-    """Write ``bench/results/<name>.json`` and print the table."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
+    """Write ``bench/results/<name>.json`` (``results/quick/`` for ``--quick`` runs), print."""
+    directory = RESULTS / "quick" if os.environ.get(QUICK_ENV) else RESULTS
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.json"
     path.write_text(json.dumps([row.as_json() for row in rows], indent=2) + "\n")
     print(table(rows))
     print(f"wrote {path}")

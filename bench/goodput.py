@@ -39,7 +39,7 @@ def redone_per_failure(events: Events) -> float:
     return events.steps_redone() / max(1, len(events.of("die")))
 
 
-def run_arm(arm: str, trial_dir: Path, *, nproc: int, faults: int, **common: Any) -> Trial:
+def run_arm(arm: str, trial_dir: Path, *, nproc: int, fault_count: int, **common: Any) -> Trial:
     """The baseline saves with torch.save every 10 steps (each save stalls the loop for the
     whole write); ours saves to memory every 2 steps (a memcpy-sized stall), durable every 50."""
     timeout = common["steps"] * common["step_time"] * 4 + 180
@@ -47,7 +47,7 @@ def run_arm(arm: str, trial_dir: Path, *, nproc: int, faults: int, **common: Any
         return run_torchrun(
             trial_dir,
             nproc=nproc,
-            restarts=faults * 3,
+            restarts=fault_count * 3,
             fresh_port=True,
             timeout=timeout,
             ckpt="torch",
@@ -91,7 +91,7 @@ def main(argv: list[str]) -> int:
         for arm in ("torchrun", "trainguard", "trainguard-hot"):
             trial_dir = Path(tmp) / arm
             trial_dir.mkdir()
-            trial = run_arm(arm, trial_dir, nproc=nproc, faults=len(faults), **common)
+            trial = run_arm(arm, trial_dir, nproc=nproc, fault_count=len(faults), **common)
             results[arm] = (trial, Events(trial.events))
             print(f"{arm}: exit {trial.exit_code}, {trial.wall_s:.1f} s", flush=True)
     base = results["torchrun"]
