@@ -23,4 +23,4 @@ def register(context: ExtensionContext) -> None:
         return {"path": f"{context.shm_dir}/step_{message['step']}"}
 
     context.add_router(router)
-    context.add_socket_handler("ckpt_fetch", fetch)
+    context.add_socket_handler("sample_fetch", fetch)

@@ -6,7 +6,7 @@ R stops printing after N steps and sleeps); ``--ignore-term`` (SIGTERM ignored);
 ``--exit-code C --exit-rank R --exit-after N``; ``--save-every N --save-time S`` (a silent
 checkpoint save announced over the socket); ``--socket`` (reports a checkpoint and a resume
 to the agent over its socket first); ``--print-env`` (prints the rendezvous variables);
-``--fetch`` (asks an extension's ``ckpt_fetch``); ``--print-modules`` (whether torch was
+``--fetch`` (asks the test extension's ``sample_fetch``); ``--print-modules`` (whether torch was
 imported before the script ran).
 """
 
@@ -67,7 +67,7 @@ def main() -> int:
             print(f"PROGRESS {got['progress']}", flush=True)
     if args.fetch:
         with AgentSocketClient() as client:
-            print(f"FETCHED {client.request('ckpt_fetch', step=7)['path']}", flush=True)
+            print(f"FETCHED {client.request('sample_fetch', step=7)['path']}", flush=True)
     if args.print_modules:
         print(f"TORCH_PRELOADED {'torch' in sys.modules} PID {os.getpid()}", flush=True)
     step = 0
