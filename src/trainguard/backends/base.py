@@ -10,6 +10,7 @@ from __future__ import annotations
 import signal
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import Any
 
 from trainguard.spec.k8s import Container
 from trainguard.store.records import NodeRecord, PodRecord
@@ -35,6 +36,34 @@ class PodLaunch:
     source_dir: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
+
+    def running_record(
+        self,
+        *,
+        pid: int,
+        port: int,
+        now: float,
+        host: str = "127.0.0.1",
+        info: dict[str, Any] | None = None,
+    ) -> PodRecord:
+        """The store record of this pod once its process runs at ``pid`` serving ``port``."""
+        return PodRecord(
+            namespace=self.namespace,
+            name=self.pod,
+            job=self.job,
+            node=self.node,
+            replica_spec=self.replica_spec,
+            node_rank=self.node_rank,
+            spare=self.spare,
+            attempt=self.attempt,
+            phase="Running",
+            host=host,
+            port=port,
+            pid=pid,
+            created_at=now,
+            labels=dict(self.labels),
+            info=dict(info or {}),
+        )
 
 
 class Backend(ABC):

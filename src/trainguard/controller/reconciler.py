@@ -109,21 +109,18 @@ class Reconciler:
         status, state = ctx.status.to_manifest(), ctx.state.model_dump(mode="json")
         unchanged = status == ctx.record.status and state == ctx.record.state
         ctx.record.status, ctx.record.state = status, state
-        if unchanged and not ctx.events:
-            for name, value in ctx.metrics:
-                self.metrics.observe(name, value)
-            return
-        try:
-            self.deps.store.save_job(ctx.record)
-        except (ConflictError, NotFoundError) as exc:
-            log.info(
-                "job %s changed during the step (%s); the next step re-reads it",
-                ctx.record.key,
-                exc,
-            )
-            return
-        if ctx.events:
-            self.deps.store.add_events(ctx.events)
+        if ctx.events or not unchanged:
+            try:
+                self.deps.store.save_job(ctx.record)
+            except (ConflictError, NotFoundError) as exc:
+                log.info(
+                    "job %s changed during the step (%s); the next step re-reads it",
+                    ctx.record.key,
+                    exc,
+                )
+                return
+            if ctx.events:
+                self.deps.store.add_events(ctx.events)
         for name, value in ctx.metrics:
             self.metrics.observe(name, value)
 

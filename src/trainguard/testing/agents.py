@@ -181,21 +181,7 @@ class FakeBackend(Backend):
         pid = next(self._pids)
         self.agents[launch.pod] = FakeAgent(launch.pod, nproc=self.nproc, pid=pid)
         self.alive[launch.pod] = True
-        return PodRecord(
-            namespace=launch.namespace,
-            name=launch.pod,
-            job=launch.job,
-            node=launch.node,
-            replica_spec=launch.replica_spec,
-            node_rank=launch.node_rank,
-            spare=launch.spare,
-            attempt=launch.attempt,
-            phase="Running",
-            port=next(self._ports),
-            pid=pid,
-            created_at=now,
-            labels=dict(launch.labels),
-        )
+        return launch.running_record(pid=pid, port=next(self._ports), now=now)
 
     def delete_pod(self, pod: PodRecord, *, grace: float) -> None:
         """Forget the pod."""

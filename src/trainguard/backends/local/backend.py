@@ -95,21 +95,11 @@ class LocalBackend(Backend):
                 start_new_session=True,
             )
         self._children[process.pid] = process
-        return PodRecord(
-            namespace=launch.namespace,
-            name=launch.pod,
-            job=launch.job,
-            node=launch.node,
-            replica_spec=launch.replica_spec,
-            node_rank=launch.node_rank,
-            spare=launch.spare,
-            attempt=launch.attempt,
-            phase="Running",
-            host=HOST,
-            port=port,
+        return launch.running_record(
             pid=process.pid,
-            created_at=now,
-            labels=dict(launch.labels),
+            port=port,
+            now=now,
+            host=HOST,
             info={"create_time": psutil.Process(process.pid).create_time(), "dir": str(directory)},
         )
 
