@@ -24,6 +24,7 @@ from typing import Any
 
 from trainguard import constants as c
 from trainguard.agent.protocol import DEFAULT_PORT
+from trainguard.agent.spare import DEFAULT_PRELOAD
 from trainguard.errors import UsageError
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ class AgentConfig:
         pre_train: script and opaque argument string run before every start.
         post_train: script and argument string run after the workers all succeed.
         hot_spares: keep pre-forked workers with torch imported.
+        spare_preload: modules every hot spare imports while parked.
         shm_dir: node-local memory directory for checkpoints (None: make a private one).
         monitor_interval: seconds between monitor steps.
         max_restarts: torchrun's value, only reported as ``TORCHELASTIC_MAX_RESTARTS``.
@@ -82,6 +84,7 @@ class AgentConfig:
     pre_train: tuple[str, str] | None = None
     post_train: tuple[str, str] | None = None
     hot_spares: bool = False
+    spare_preload: tuple[str, ...] = DEFAULT_PRELOAD
     shm_dir: str | None = None
     monitor_interval: float = MONITOR_INTERVAL
     max_restarts: int = 0
@@ -110,6 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add(parser, "--token-file", default=None, help=f"bearer token file ({c.ENV_AGENT_TOKEN})")
     _add(parser, "--insecure-no-auth", action="store_true", help="serve without a token")
     _add(parser, "--hot-spares", action="store_true", help="keep pre-forked, torch-loaded workers")
+    _add(
+        parser,
+        "--spare-preload",
+        default=",".join(DEFAULT_PRELOAD),
+        help="comma-separated modules hot spares import while parked",
+    )
     return parser
 
 
@@ -155,6 +164,7 @@ def parse_config(argv: Sequence[str], env: Mapping[str, str]) -> AgentConfig:
             (args.post_train_script, args.post_train_args) if args.post_train_script else None
         ),
         hot_spares=args.hot_spares,
+        spare_preload=tuple(filter(None, (m.strip() for m in args.spare_preload.split(",")))),
         shm_dir=env.get(c.ENV_SHM_DIR) or None,
         monitor_interval=min(float(args.monitor_interval), MONITOR_INTERVAL),
         max_restarts=int(args.max_restarts),

@@ -88,7 +88,7 @@ def _spares(config: AgentConfig) -> object | None:
         return None
     from trainguard.agent.spares import SparePool  # noqa: PLC0415 (only with --hot-spares)
 
-    pool = SparePool(size=config.nproc, env=spare_environment(config))
+    pool = SparePool(size=config.nproc, env=spare_environment(config), preload=config.spare_preload)
     pool.fill()
     return pool
 

@@ -40,7 +40,7 @@ class SparePool:
     """
 
     def __init__(
-        self, *, size: int, env: Mapping[str, str], preload: Sequence[str] = (DEFAULT_PRELOAD,)
+        self, *, size: int, env: Mapping[str, str], preload: Sequence[str] = DEFAULT_PRELOAD
     ) -> None:
         self.size = size
         self._env = dict(env) | {PRELOAD_ENV: ",".join(preload)}

@@ -69,7 +69,8 @@ def main() -> int:
         with AgentSocketClient() as client:
             print(f"FETCHED {client.request('sample_fetch', step=7)['path']}", flush=True)
     if args.print_modules:
-        print(f"TORCH_PRELOADED {'torch' in sys.modules} PID {os.getpid()}", flush=True)
+        preloaded = {"torch", "torch._dynamo"} <= set(sys.modules)
+        print(f"TORCH_PRELOADED {preloaded} PID {os.getpid()}", flush=True)
     step = 0
     while args.steps == 0 or step < args.steps:
         step += 1

@@ -25,13 +25,15 @@ def test_hyperpod_manifest_command_parses() -> None:
     assert (config.server_host, config.server_port) == ("0.0.0.0", 8080)
     assert config.server_shutdown_timeout == 300.0 and config.token == "t"
     assert config.monitor_interval <= 0.05
+    assert "torch._dynamo" in config.spare_preload and not config.hot_spares
 
 
 def test_agent_flags_module_and_no_python() -> None:
     argv = ["--shutdown-signal", "SIGTERM", "--shutdown-timeout", "5", "--server-port", "9"]
     argv += ["--pre-train-script", "pre.sh", "--pre-train-args", "a 'b c'", "--hot-spares"]
-    argv += ["-m", "pkg.train", "x"]
+    argv += ["--spare-preload", "torch, numpy,", "-m", "pkg.train", "x"]
     config = parse_config(argv, TOKEN_ENV)
+    assert config.spare_preload == ("torch", "numpy")
     assert config.shutdown_signal is signal.SIGTERM and config.shutdown_timeout == 5.0
     assert config.pre_train == ("pre.sh", "a 'b c'") and config.hot_spares
     assert config.args == ("-u", "-m", "pkg.train", "x")
