@@ -42,7 +42,7 @@ def read_blob_file(path: Path, meta: ShardMeta, target: MutableMapping[str, Any]
         raise CheckpointCorrupt(f"{path}: replica of step {meta.step} has no checksum")
     checksum.check_algorithm(meta.algorithm, source=str(path))
     view = memoryview(data)[: meta.blob_bytes]
-    digest = checksum.of_buffer(view)
+    digest = checksum.of_buffer(view, meta.algorithm)
     if digest != meta.checksum:
         raise CheckpointCorrupt(f"{path}: checksum {digest} != {meta.checksum} of step {meta.step}")
     skeleton = load_skeleton(view[meta.tensor_bytes :], source=str(path))

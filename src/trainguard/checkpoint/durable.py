@@ -155,9 +155,9 @@ class DurableTier:
                 entries[name] = self._entry(path)
         return entries
 
-    def _entry(self, path: str) -> FileEntry:
+    def _entry(self, path: str, algorithm: str = checksum.ALGORITHM) -> FileEntry:
         with self.fs.open(path, "rb") as stream:
-            size, digest = checksum.of_stream(stream)
+            size, digest = checksum.of_stream(stream, algorithm)
         return FileEntry(size=size, checksum=digest)
 
     def _gather(self, entries: dict[str, FileEntry] | str) -> list[Any]:
@@ -300,7 +300,7 @@ class _VerifyingReader(FsspecReader):
         if expected is None:
             raise CheckpointCorrupt(f"{where}: not listed in the manifest")
         try:
-            actual = self._tier._entry(where)
+            actual = self._tier._entry(where, self._record.algorithm)
         except FileNotFoundError as exc:
             raise CheckpointCorrupt(f"{where}: listed in the manifest but missing") from exc
         if actual != expected:

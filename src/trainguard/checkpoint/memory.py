@@ -311,7 +311,7 @@ class MemoryTier:
             slot = self._slot(index, meta.blob_bytes)
             if meta.checksum is not None:
                 checksum.check_algorithm(meta.algorithm, source=str(self.meta_path(step)))
-                digest = _blob_checksum(slot, meta.blob_bytes)
+                digest = _blob_checksum(slot, meta.blob_bytes, meta.algorithm)
                 if digest != meta.checksum:
                     raise CheckpointCorrupt(
                         f"{slot.path}: checksum {digest} != {meta.checksum} "
@@ -410,9 +410,9 @@ def _like(original: torch.Tensor, view: torch.Tensor) -> torch.Tensor:
     )
 
 
-def _blob_checksum(slot: Slot, nbytes: int) -> str:
+def _blob_checksum(slot: Slot, nbytes: int, algorithm: str = checksum.ALGORITHM) -> str:
     view = slot.buffer(0, nbytes)
     try:
-        return checksum.of_buffer(view)
+        return checksum.of_buffer(view, algorithm)
     finally:
         view.release()
