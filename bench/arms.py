@@ -188,9 +188,9 @@ def _run(
     cwd: Path,
     env: dict[str, str] | None = None,
 ) -> str:
-    """Run ``command``; sample the RSS of everything but the workers (the system's overhead)."""
+    """Run ``command``; sample the memory and CPU of everything but the workers (the overhead)."""
     trial.started = time.time()
-    peak = 0.0
+    overhead = OverheadSampler()
     with tempfile.TemporaryFile("w+") as log, tempfile.TemporaryFile("w+") as out:
         process = subprocess.Popen(
             command, cwd=cwd, env={**environment(), **(env or {})}, stdout=out, stderr=log
@@ -199,7 +199,7 @@ def _run(
             while process.poll() is None:
                 if time.time() - trial.started > timeout:
                     raise subprocess.TimeoutExpired(command, timeout)
-                peak = max(peak, overhead_rss_mb(process.pid))
+                overhead.sample(process.pid)
                 time.sleep(0.5)
         finally:
             if process.poll() is None:
@@ -210,27 +210,50 @@ def _run(
         log_text, stdout = log.read(), out.read()
     (cwd / f"{trial.arm}.stderr").write_text(log_text)
     trial.wall_s, trial.exit_code = time.time() - trial.started, process.returncode
-    trial.extra["overhead_rss_mb"] = peak
+    trial.extra |= overhead.summary(trial.wall_s)
     if process.returncode == 2:
         raise RuntimeError(f"{command[0]} rejected its input: {log_text[-2000:]}")
     return stdout
 
 
-def overhead_rss_mb(pid: int) -> float:
-    """RSS (MiB) of ``pid`` and its descendants that are not training workers."""
-    try:
-        root = psutil.Process(pid)
-        family = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return 0.0
-    total = 0
-    for process in family:
+class OverheadSampler:
+    """Peak RSS and USS (MiB) and CPU seconds of a process tree's non-worker processes.
+
+    RSS counts shared pages (torch's libraries, mapped by workers too) in full; USS counts only
+    the pages a process alone holds, what the machine would get back without it.
+    """
+
+    def __init__(self) -> None:
+        self.peak_rss = self.peak_uss = 0.0
+        self.cpu: dict[int, float] = {}
+
+    def sample(self, pid: int) -> None:
         try:
-            if not is_worker(process.cmdline()):
-                total += process.memory_info().rss
+            root = psutil.Process(pid)
+            family = [root, *root.children(recursive=True)]
         except psutil.Error:
-            continue
-    return total / 2**20
+            return
+        rss = uss = 0
+        for process in family:
+            try:
+                if is_worker(process.cmdline()):
+                    continue
+                memory = process.memory_full_info()
+                times = process.cpu_times()
+            except psutil.Error:
+                continue
+            rss, uss = rss + memory.rss, uss + memory.uss
+            self.cpu[process.pid] = times.user + times.system
+        self.peak_rss = max(self.peak_rss, rss / 2**20)
+        self.peak_uss = max(self.peak_uss, uss / 2**20)
+
+    def summary(self, wall_s: float) -> dict[str, float]:
+        return {
+            "overhead_rss_mb": self.peak_rss,
+            "overhead_uss_mb": self.peak_uss,
+            "overhead_cpu_s": sum(self.cpu.values()),
+            "overhead_cpu_share": sum(self.cpu.values()) / wall_s if wall_s else float("nan"),
+        }
 
 
 def is_worker(cmdline: list[str]) -> bool:

@@ -1,6 +1,6 @@
 """How fast trainguard notices and remediates faults, and that it raises no false alarms.
 
-One job (1 node x 2 workers, a spare node) gets a series of faults injected by the controller
+One job (1 node x 2 workers with hot spares, a spare node) gets a series of faults injected by the controller
 (``--fault``): SIGKILL of a worker, SIGSTOP of a worker (caught by a 5 s recurring-log rule),
 and the node labelled ``UnschedulablePendingReboot``. Times come from the controller's events
 (float timestamps in the store): injection -> the fault's warning event (detection) and
@@ -27,7 +27,7 @@ HANG_RULE = {
     "expectedRecurringFrequencyInSeconds": RULE_WINDOW_S,
 }
 START_RULE = {"name": "JobStart", "logPattern": ".*Loss:.*", "expectedStartCutOffInSeconds": 120}
-SPACING_S = 20
+SPACING_S = 12  # a hang is caught within 6.5 s and hot spares restart in ~1 s
 
 
 def fault_plan(kills: int, hangs: int, nodes: int) -> list[str]:
@@ -69,7 +69,7 @@ def faults_run(directory: Path, samples: int, nodes: int) -> list[Row]:
     trial = run_trainguard(
         directory,
         nproc=2,
-        hot_spares=False,
+        hot_spares=True,
         timeout=len(plan) * SPACING_S * 4 + 180,
         nodes=nodes + 2,
         spares=1,
@@ -126,6 +126,6 @@ def main(argv: list[str]) -> int:
         (Path(tmp) / "faults").mkdir()
         (Path(tmp) / "soak").mkdir()
         rows = faults_run(Path(tmp) / "faults", samples, nodes)
-        rows += soak_run(Path(tmp) / "soak", 60 if args.quick else 300)
+        rows += soak_run(Path(tmp) / "soak", 60 if args.quick else 180)
     write_results("detection", rows)
     return 0

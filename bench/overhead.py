@@ -5,7 +5,10 @@ Ours has everything on: controller, agent with log tee, five log rules, the memo
 checkpointing at all. Arms alternate (A/B/A/B), same model and seed; the step time is the
 median interval between consecutive completed steps (so checkpoint stalls count).
 ``overhead_rss_mb`` is the peak RSS of everything but the workers (controller, pod shim and
-agent for ours; the torchrun agent for the baseline), so it excludes checkpoint buffers.
+agent for ours; the torchrun agent for the baseline), so it excludes checkpoint buffers;
+``overhead_uss_mb`` the same processes' unique (unshared) memory, without the torch library
+pages the workers map too; ``overhead_cpu_share`` their CPU seconds per wall second (the
+cores they take from the workers).
 """
 
 from __future__ import annotations
@@ -67,7 +70,7 @@ def main(argv: list[str]) -> int:
     params_mb = args.params_mb or (16.0 if args.quick else 50.0)
     steps = 200 // trials
     samples: dict[str, list[float]] = {"torchrun": [], "trainguard": []}
-    rss: dict[str, list[float]] = {"torchrun": [], "trainguard": []}
+    usage: dict[str, list[dict[str, float]]] = {"torchrun": [], "trainguard": []}
     with tempfile.TemporaryDirectory(prefix="trainguard-overhead-") as tmp:
         for index in range(trials):
             for arm in ("torchrun", "trainguard"):
@@ -79,13 +82,15 @@ def main(argv: list[str]) -> int:
                     print(f"{arm}: reached step {events.last_step()} of {steps}")
                     return 1
                 samples[arm] += step_intervals(events)
-                rss[arm].append(trial.extra["overhead_rss_mb"])
+                usage[arm].append(trial.extra)
                 print(f"{arm} trial {index}: {trial.wall_s:.1f} s", flush=True)
     ours, base = statistics.median(samples["trainguard"]), statistics.median(samples["torchrun"])
     rows = [
         Row("overhead_step_time", ours, base, "s"),
-        Row("overhead_rss_mb", max(rss["trainguard"]), max(rss["torchrun"]), "MiB"),
     ]
+    for key, unit in (("rss_mb", "MiB"), ("uss_mb", "MiB"), ("cpu_share", "cores")):
+        worst = {arm: max(t[f"overhead_{key}"] for t in trials) for arm, trials in usage.items()}
+        rows.append(Row(f"overhead_{key}", worst["trainguard"], worst["torchrun"], unit))
     write_results("overhead", rows)
     return 0
 
