@@ -1,12 +1,12 @@
 """How fast trainguard notices and remediates faults, and that it raises no false alarms.
 
-One job (1 node x 2 workers with hot spares, a spare node) gets a series of faults injected by the controller
-(``--fault``): SIGKILL of a worker, SIGSTOP of a worker (caught by a 5 s recurring-log rule),
-and the node labelled ``UnschedulablePendingReboot``. Times come from the controller's events
-(float timestamps in the store): injection -> the fault's warning event (detection) and
-injection -> the job Running again (node remediation). A second, healthy job soaks with
-memory and durable checkpoints (pauses) and a slow first step; any log-rule fault is a false
-alarm. torchrun has no hang detector or node remediation, so these rows have no baseline.
+One job (1 node x 2 workers with hot spares, a spare node) gets a series of faults injected by the
+controller (``--fault``): SIGKILL of a worker, SIGSTOP of a worker (caught by a 5 s recurring-log
+rule), and the node labelled ``UnschedulablePendingReboot``. Times come from the controller's
+events (float timestamps in the store): injection -> the fault's warning event (detection) and
+injection -> the job Running again (node remediation). A second, healthy job soaks with memory and
+durable checkpoints (pauses) and a slow first step; any log-rule fault is a false alarm. torchrun
+has no hang detector or node remediation, so these rows have no baseline.
 """
 
 from __future__ import annotations

@@ -27,7 +27,6 @@ import math
 import os
 import platform
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.arms import free_port
 from bench.common import Row, write_results
 from trainguard.agent.client import AgentClient
 from trainguard.agent.protocol import AgentState, AgentStatus, StartRequest, StopRequest
@@ -46,13 +46,6 @@ HERE = Path(__file__).resolve().parent
 WORKLOAD = HERE / "workloads" / "crash_steps.py"
 HOST = "127.0.0.1"
 DETECTION_BUDGET_S = 0.2
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def poll(what: str, probe: Callable[[], Any], timeout: float = 120.0, every: float = 0.05) -> Any:
