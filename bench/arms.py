@@ -290,6 +290,14 @@ class Events:
                 latencies.append(max(firsts) - death["t"])
         return latencies
 
+    def all_stepped_at(self) -> float:
+        """Wall time by which every rank had completed its first step (NaN if one never did)."""
+        firsts = [
+            min((r["t"] for r in self.of("step") if r["rank"] == k), default=0.0)
+            for k in self.ranks
+        ]
+        return max(firsts) if firsts and min(firsts) else float("nan")
+
     def healthy_step_s(self) -> float:
         """Median duration of steps (the step time without faults)."""
         seconds = sorted(r["seconds"] for r in self.of("step"))

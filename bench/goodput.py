@@ -1,10 +1,10 @@
 """Goodput under faults: a worker is killed about every 30 s, on one seeded schedule for both arms.
 
 goodput = unique committed steps x healthy step time / wall time (launch to end), for torchrun +
-torch.save and for trainguard with and without hot spares (intervals: see `run_arm`). Also:
-steps redone per failure, restart latency (worker exit -> first step completed by all ranks) and
-whether every recovery worked on its first attempt. The correctness gate (restored state equals
-the saved step's checksum) fails the benchmark on any mismatch.
+torch.save and for trainguard with and without hot spares (intervals: see `run_arm`). Also: steps
+redone per failure, boot time (launch -> first step completed by all ranks) and restart latency
+(worker exit -> first step completed by all ranks after it). The correctness gate (restored state
+equals the saved step's checksum) fails the benchmark on any mismatch.
 """
 
 from __future__ import annotations
@@ -18,6 +18,10 @@ from typing import Any
 
 from bench.arms import Events, Trial, run_torchrun, run_trainguard
 from bench.common import Row, median, write_results
+
+# Six minutes of steps per arm (7-8 min of wall time with faults and boot; the issue asks for
+# about ten): with three arms in a row that keeps `python -m bench all` under 45 min on 2 cores.
+FULL_DURATION_S = 360.0
 
 
 def schedule(seed: int, *, duration: float, every: float, ranks: int) -> list[list[float]]:
@@ -68,11 +72,12 @@ def run_arm(arm: str, trial_dir: Path, *, nproc: int, fault_count: int, **common
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench goodput")
-    parser.add_argument("--quick", action="store_true", help="~2 min per arm instead of ~10")
+    parser.add_argument("--quick", action="store_true", help="100 s of steps per arm, 16 MB")
+    parser.add_argument("--duration", type=float, default=None, help="seconds of steps per arm")
     parser.add_argument("--params-mb", type=float, default=None)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
-    duration = 100.0 if args.quick else 600.0
+    duration = args.duration or (100.0 if args.quick else FULL_DURATION_S)
     every = 30.0
     params_mb = args.params_mb or (16.0 if args.quick else 50.0)
     step_time = 0.5
@@ -106,6 +111,12 @@ def main(argv: list[str]) -> int:
                 redone_per_failure(ours[1]),
                 redone_per_failure(base[1]),
                 "steps",
+            ),
+            Row(
+                f"goodput_boot{suffix}_s",
+                ours[1].all_stepped_at() - ours[0].started,
+                base[1].all_stepped_at() - base[0].started,
+                "s",
             ),
             Row(
                 f"goodput_restart_latency{suffix}_s",
