@@ -32,6 +32,8 @@ class LogFollower:
     def read(self) -> list[str]:
         """New complete lines (at most about 1 MiB per call; the rest comes next time)."""
         try:
+            if os.stat(self.path).st_size == self._offset:  # the usual case: nothing new
+                return []
             with self.path.open("rb") as handle:
                 size = os.fstat(handle.fileno()).st_size
                 if size < self._offset:

@@ -25,7 +25,7 @@ from types import FrameType
 
 import psutil
 
-from trainguard.agent.processes import become_subreaper
+from trainguard.agent.processes import become_subreaper, reap_orphans
 
 
 def kill_descendants() -> None:
@@ -86,20 +86,8 @@ def _wait(agent: subprocess.Popen[bytes], deadline: list[float]) -> int:
             return code if code >= 0 else 128 - code
         if deadline and time.monotonic() > deadline[0]:
             _send(agent, signal.SIGKILL)
-        _reap_all_but(agent.pid)
+        reap_orphans(keep={agent.pid})
         time.sleep(0.05)
-
-
-def _reap_all_but(pid: int) -> None:
-    """Reap reparented orphans without stealing the agent's exit status from Popen."""
-    for child in psutil.Process().children():
-        if child.pid == pid:
-            continue
-        try:
-            if child.status() == psutil.STATUS_ZOMBIE:
-                os.waitpid(child.pid, os.WNOHANG)
-        except (psutil.NoSuchProcess, ChildProcessError):
-            pass
 
 
 def _send(agent: subprocess.Popen[bytes], sig: signal.Signals) -> None:
