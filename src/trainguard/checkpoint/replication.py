@@ -75,13 +75,13 @@ class Replication:
     # --- socket handlers ---------------------------------------------------------------
     def replicate(self, message: dict[str, Any]) -> dict[str, Any]:
         """Push a committed step to the peer agent."""
+        urls = self.peer_urls()
+        if not urls:  # a one-node job: nothing to read the blob for
+            return {"replicated": False, "reason": "no peer agent"}
         meta_path = Path(str(message["meta_path"]))
         meta = manifest.read_meta(meta_path)
         with open(meta_path.parent / meta.slot, "rb") as handle:
             blob = handle.read(meta.blob_bytes)
-        urls = self.peer_urls()
-        if not urls:
-            return {"replicated": False, "reason": "no peer agent"}
         url = f"{urls[0]}{ROUTE}/{meta.job}/{meta.rank}/{meta.step}"
         keep = int(message.get("keep", 2))
         reply = self.http.put(url, params={"keep": keep}, content=blob, headers=_meta_header(meta))
