@@ -65,6 +65,8 @@ class ProgressView:
         self._seen_events = 0
         self._live: Live | None = None
         self._next_log_poll = 0.0
+        self._client: AgentClient | None = None  # kept: a new httpx client loads the CA bundle
+        self._client_key: tuple[str, str | None] = ("", None)
 
     def __enter__(self) -> ProgressView:
         if self.console.is_terminal:
@@ -75,6 +77,8 @@ class ProgressView:
     def __exit__(self, *exc: object) -> None:
         if self._live is not None:
             self._live.__exit__(None, None, None)
+        if self._client is not None:
+            self._client.close()
 
     def update(self) -> None:
         """Refresh from the store; print new events when not on a terminal."""
@@ -109,13 +113,19 @@ class ProgressView:
         ]
         if not pods or pods[0].url is None:
             return
-        token = JobState.model_validate(record.state).token
-        client = AgentClient(pods[0].url, token=token, timeout=1.0)
+        client = self._agent(pods[0].url, JobState.model_validate(record.state).token)
         try:
             step, loss = parse_step_loss(client.logs(rank=0, tail=50))
         except TrainguardError:
             return
-        finally:
-            client.close()
         if step is not None:
             self.snapshot.step, self.snapshot.loss = step, loss
+
+    def _agent(self, url: str, token: str | None) -> AgentClient:
+        """The client of rank 0's agent, rebuilt only when the pod (or the token) changed."""
+        if self._client is None or self._client_key != (url, token):
+            if self._client is not None:
+                self._client.close()
+            self._client = AgentClient(url, token=token, timeout=1.0)
+            self._client_key = (url, token)
+        return self._client
