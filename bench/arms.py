@@ -226,6 +226,8 @@ class OverheadSampler:
     def __init__(self) -> None:
         self.peak_rss = self.peak_uss = 0.0
         self.cpu: dict[int, float] = {}
+        self.role_rss: dict[str, float] = {}
+        self.cpu_series: list[tuple[float, float]] = []  # (wall time, CPU seconds so far)
 
     def sample(self, pid: int) -> None:
         try:
@@ -234,9 +236,11 @@ class OverheadSampler:
         except psutil.Error:
             return
         rss = uss = 0
+        roles: dict[str, float] = {}
         for process in family:
             try:
-                if is_worker(process.cmdline()):
+                cmdline = process.cmdline()
+                if is_worker(cmdline):
                     continue
                 memory = process.memory_full_info()
                 times = process.cpu_times()
@@ -244,16 +248,39 @@ class OverheadSampler:
                 continue
             rss, uss = rss + memory.rss, uss + memory.uss
             self.cpu[process.pid] = times.user + times.system
+            roles[role(cmdline)] = roles.get(role(cmdline), 0.0) + memory.rss / 2**20
+        for name, mib in roles.items():
+            self.role_rss[name] = max(self.role_rss.get(name, 0.0), mib)
+        self.cpu_series.append((time.time(), sum(self.cpu.values())))
         self.peak_rss = max(self.peak_rss, rss / 2**20)
         self.peak_uss = max(self.peak_uss, uss / 2**20)
 
-    def summary(self, wall_s: float) -> dict[str, float]:
+    def cpu_share_between(self, start: float, end: float) -> float:
+        """CPU seconds per wall second between two wall times (steady state, boot excluded)."""
+        inside = [(t, cpu) for t, cpu in self.cpu_series if start <= t <= end]
+        if len(inside) < 2 or inside[-1][0] <= inside[0][0]:
+            return float("nan")
+        return (inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0])
+
+    def summary(self, wall_s: float) -> dict[str, Any]:
         return {
+            "overhead_sampler": self,
             "overhead_rss_mb": self.peak_rss,
             "overhead_uss_mb": self.peak_uss,
             "overhead_cpu_s": sum(self.cpu.values()),
             "overhead_cpu_share": sum(self.cpu.values()) / wall_s if wall_s else float("nan"),
-        }
+        } | {f"overhead_rss_mb_{name}": mib for name, mib in self.role_rss.items()}
+
+
+def role(cmdline: list[str]) -> str:
+    """What a non-worker process is: the pod ``shim``, an ``agent`` (hyperpodrun or torchrun's),
+    the ``controller`` (``trainguard run`` hosts it) or ``other``."""
+    head = " ".join(cmdline[:3])
+    if "shim" in head:
+        return "shim"
+    if "hyperpodrun" in head or "torchrun" in head or "trainguard.agent" in head:
+        return "agent"
+    return "controller" if "trainguard" in head else "other"
 
 
 def is_worker(cmdline: list[str]) -> bool:

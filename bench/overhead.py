@@ -1,14 +1,15 @@
 """What running under trainguard costs a healthy job: step time and memory, vs bare torchrun.
 
-Ours has everything on: controller, agent with log tee, five log rules, the memory tier every
-10 steps and the durable tier every 50. The baseline is bare ``torchrun`` with no
-checkpointing at all. Arms alternate (A/B/A/B), same model and seed; the step time is the
-median interval between consecutive completed steps (so checkpoint stalls count).
-``overhead_rss_mb`` is the peak RSS of everything but the workers (controller, pod shim and
-agent for ours; the torchrun agent for the baseline), so it excludes checkpoint buffers;
-``overhead_uss_mb`` the same processes' unique (unshared) memory, without the torch library
-pages the workers map too; ``overhead_cpu_share`` their CPU seconds per wall second (the
-cores they take from the workers).
+Ours has everything on: controller, agent with log tee, five log rules, the memory tier every 10
+steps and the durable tier every 50. The baseline is bare ``torchrun`` with no checkpointing at
+all. Arms alternate (A/B/A/B), same model and seed; the step time is the median interval between
+consecutive completed steps (so checkpoint stalls count). ``overhead_rss_mb`` is the peak RSS of
+everything but the workers (controller, pod shim and agent for ours; the torchrun agent for the
+baseline), so it excludes checkpoint buffers; ``overhead_uss_mb`` the same processes' unique
+(unshared) memory, without the torch library pages the workers map too; ``overhead_cpu_share``
+their CPU seconds per wall second while the workers train (the cores they take from the workers;
+boot excluded); ``overhead_rss_mb_<part>`` splits the RSS into agent, controller (``trainguard
+run``) and pod shim.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import itertools
 import statistics
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from bench.arms import Events, Trial, run_torchrun, run_trainguard
 from bench.common import Row, write_results
@@ -70,7 +72,7 @@ def main(argv: list[str]) -> int:
     params_mb = args.params_mb or (16.0 if args.quick else 50.0)
     steps = 200 // trials
     samples: dict[str, list[float]] = {"torchrun": [], "trainguard": []}
-    usage: dict[str, list[dict[str, float]]] = {"torchrun": [], "trainguard": []}
+    usage: dict[str, list[dict[str, Any]]] = {"torchrun": [], "trainguard": []}
     with tempfile.TemporaryDirectory(prefix="trainguard-overhead-") as tmp:
         for index in range(trials):
             for arm in ("torchrun", "trainguard"):
@@ -82,15 +84,23 @@ def main(argv: list[str]) -> int:
                     print(f"{arm}: reached step {events.last_step()} of {steps}")
                     return 1
                 samples[arm] += step_intervals(events)
+                stepped = [r["t"] for r in events.of("step")]
+                sampler = trial.extra["overhead_sampler"]
+                share = sampler.cpu_share_between(stepped[0], stepped[-1])
+                trial.extra["overhead_cpu_share"] = share
                 usage[arm].append(trial.extra)
                 print(f"{arm} trial {index}: {trial.wall_s:.1f} s", flush=True)
     ours, base = statistics.median(samples["trainguard"]), statistics.median(samples["torchrun"])
     rows = [
         Row("overhead_step_time", ours, base, "s"),
     ]
-    for key, unit in (("rss_mb", "MiB"), ("uss_mb", "MiB"), ("cpu_share", "cores")):
-        worst = {arm: max(t[f"overhead_{key}"] for t in trials) for arm, trials in usage.items()}
-        rows.append(Row(f"overhead_{key}", worst["trainguard"], worst["torchrun"], unit))
+    keys = [("rss_mb", "MiB"), ("uss_mb", "MiB"), ("cpu_share", "cores")]
+    keys += [(f"rss_mb_{part}", "MiB") for part in ("agent", "controller", "shim")]
+    for key, unit in keys:
+        worst = {
+            arm: max(t.get(f"overhead_{key}", 0.0) for t in trials) for arm, trials in usage.items()
+        }
+        rows.append(Row(f"overhead_{key}", worst["trainguard"], worst["torchrun"] or None, unit))
     write_results("overhead", rows)
     return 0
 
