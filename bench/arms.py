@@ -42,6 +42,73 @@ def free_port() -> int:
         return port
 
 
+class OverheadSampler:
+    """Peak RSS and USS (MiB) and CPU seconds of a process tree's non-worker processes.
+
+    RSS counts shared pages (torch's libraries, mapped by workers too) in full; USS counts only
+    the pages a process alone holds, what the machine would get back without it.
+    """
+
+    def __init__(self) -> None:
+        self.peak_rss = self.peak_uss = 0.0
+        self.cpu: dict[int, float] = {}  # pid -> CPU seconds at its latest sample
+        self.role_rss: dict[str, float] = {}
+        self.cpu_series: list[tuple[float, float]] = []  # (wall time, CPU seconds so far)
+
+    def sample(self, pid: int) -> None:
+        try:
+            root = psutil.Process(pid)
+            family = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return
+        rss = uss = 0
+        roles: dict[str, float] = {}
+        for process in family:
+            try:
+                cmdline = process.cmdline()
+                if is_worker(cmdline):
+                    continue
+                memory = process.memory_full_info()
+                times = process.cpu_times()
+            except psutil.Error:
+                continue
+            rss, uss = rss + memory.rss, uss + memory.uss
+            self.cpu[process.pid] = times.user + times.system
+            part = role(cmdline)
+            roles[part] = roles.get(part, 0.0) + memory.rss / 2**20
+        for name, mib in roles.items():
+            self.role_rss[name] = max(self.role_rss.get(name, 0.0), mib)
+        self.cpu_series.append((time.time(), sum(self.cpu.values())))
+        self.peak_rss = max(self.peak_rss, rss / 2**20)
+        self.peak_uss = max(self.peak_uss, uss / 2**20)
+
+    def figures(self, start: float, end: float) -> dict[str, float]:
+        """Peak memory (MiB, also per part) and the CPU share between two wall times (the
+        training window: CPU seconds per wall second, boot excluded; NaN with < 2 samples)."""
+        inside = [(t, cpu) for t, cpu in self.cpu_series if start <= t <= end]
+        span = inside[-1][0] - inside[0][0] if len(inside) >= 2 else 0.0
+        share = (inside[-1][1] - inside[0][1]) / span if span > 0 else float("nan")
+        parts = {f"rss_mb_{name}": mib for name, mib in self.role_rss.items()}
+        return {"rss_mb": self.peak_rss, "uss_mb": self.peak_uss, "cpu_share": share} | parts
+
+
+def role(cmdline: list[str]) -> str:
+    """What a non-worker process is: the pod ``shim``, an ``agent`` (hyperpodrun or torchrun's),
+    the ``controller`` (``trainguard run`` hosts it) or ``other``."""
+    head = " ".join(cmdline[:3])
+    if "shim" in head:
+        return "shim"
+    if "hyperpodrun" in head or "torchrun" in head or "trainguard.agent" in head:
+        return "agent"
+    return "controller" if "trainguard" in head else "other"
+
+
+def is_worker(cmdline: list[str]) -> bool:
+    """A training worker runs worker.py itself (launchers only pass it on as an argument)."""
+    launcher = any(name in arg for arg in cmdline[:3] for name in LAUNCHERS)
+    return not launcher and any(arg.endswith("worker.py") for arg in cmdline[:4])
+
+
 @dataclass
 class Trial:
     """One run of one arm: its settings, wall time and event directory."""
@@ -52,6 +119,7 @@ class Trial:
     exit_code: int = 0
     started: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    overhead: OverheadSampler = field(default_factory=OverheadSampler)
 
 
 def worker_args(
@@ -190,7 +258,6 @@ def _run(
 ) -> str:
     """Run ``command``; sample the memory and CPU of everything but the workers (the overhead)."""
     trial.started = time.time()
-    overhead = OverheadSampler()
     with tempfile.TemporaryFile("w+") as log, tempfile.TemporaryFile("w+") as out:
         process = subprocess.Popen(
             command, cwd=cwd, env={**environment(), **(env or {})}, stdout=out, stderr=log
@@ -199,7 +266,7 @@ def _run(
             while process.poll() is None:
                 if time.time() - trial.started > timeout:
                     raise subprocess.TimeoutExpired(command, timeout)
-                overhead.sample(process.pid)
+                trial.overhead.sample(process.pid)
                 time.sleep(0.5)
         finally:
             if process.poll() is None:
@@ -210,83 +277,9 @@ def _run(
         log_text, stdout = log.read(), out.read()
     (cwd / f"{trial.arm}.stderr").write_text(log_text)
     trial.wall_s, trial.exit_code = time.time() - trial.started, process.returncode
-    trial.extra |= overhead.summary(trial.wall_s)
     if process.returncode == 2:
         raise RuntimeError(f"{command[0]} rejected its input: {log_text[-2000:]}")
     return stdout
-
-
-class OverheadSampler:
-    """Peak RSS and USS (MiB) and CPU seconds of a process tree's non-worker processes.
-
-    RSS counts shared pages (torch's libraries, mapped by workers too) in full; USS counts only
-    the pages a process alone holds, what the machine would get back without it.
-    """
-
-    def __init__(self) -> None:
-        self.peak_rss = self.peak_uss = 0.0
-        self.cpu: dict[int, float] = {}
-        self.role_rss: dict[str, float] = {}
-        self.cpu_series: list[tuple[float, float]] = []  # (wall time, CPU seconds so far)
-
-    def sample(self, pid: int) -> None:
-        try:
-            root = psutil.Process(pid)
-            family = [root, *root.children(recursive=True)]
-        except psutil.Error:
-            return
-        rss = uss = 0
-        roles: dict[str, float] = {}
-        for process in family:
-            try:
-                cmdline = process.cmdline()
-                if is_worker(cmdline):
-                    continue
-                memory = process.memory_full_info()
-                times = process.cpu_times()
-            except psutil.Error:
-                continue
-            rss, uss = rss + memory.rss, uss + memory.uss
-            self.cpu[process.pid] = times.user + times.system
-            roles[role(cmdline)] = roles.get(role(cmdline), 0.0) + memory.rss / 2**20
-        for name, mib in roles.items():
-            self.role_rss[name] = max(self.role_rss.get(name, 0.0), mib)
-        self.cpu_series.append((time.time(), sum(self.cpu.values())))
-        self.peak_rss = max(self.peak_rss, rss / 2**20)
-        self.peak_uss = max(self.peak_uss, uss / 2**20)
-
-    def cpu_share_between(self, start: float, end: float) -> float:
-        """CPU seconds per wall second between two wall times (steady state, boot excluded)."""
-        inside = [(t, cpu) for t, cpu in self.cpu_series if start <= t <= end]
-        if len(inside) < 2 or inside[-1][0] <= inside[0][0]:
-            return float("nan")
-        return (inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0])
-
-    def summary(self, wall_s: float) -> dict[str, Any]:
-        return {
-            "overhead_sampler": self,
-            "overhead_rss_mb": self.peak_rss,
-            "overhead_uss_mb": self.peak_uss,
-            "overhead_cpu_s": sum(self.cpu.values()),
-            "overhead_cpu_share": sum(self.cpu.values()) / wall_s if wall_s else float("nan"),
-        } | {f"overhead_rss_mb_{name}": mib for name, mib in self.role_rss.items()}
-
-
-def role(cmdline: list[str]) -> str:
-    """What a non-worker process is: the pod ``shim``, an ``agent`` (hyperpodrun or torchrun's),
-    the ``controller`` (``trainguard run`` hosts it) or ``other``."""
-    head = " ".join(cmdline[:3])
-    if "shim" in head:
-        return "shim"
-    if "hyperpodrun" in head or "torchrun" in head or "trainguard.agent" in head:
-        return "agent"
-    return "controller" if "trainguard" in head else "other"
-
-
-def is_worker(cmdline: list[str]) -> bool:
-    """A training worker runs worker.py itself (launchers only pass it on as an argument)."""
-    launcher = any(name in arg for arg in cmdline[:3] for name in LAUNCHERS)
-    return not launcher and any(arg.endswith("worker.py") for arg in cmdline[:4])
 
 
 class Events:

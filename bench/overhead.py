@@ -19,7 +19,6 @@ import itertools
 import statistics
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from bench.arms import Events, Trial, run_torchrun, run_trainguard
 from bench.common import Row, write_results
@@ -72,7 +71,7 @@ def main(argv: list[str]) -> int:
     params_mb = args.params_mb or (16.0 if args.quick else 50.0)
     steps = 200 // trials
     samples: dict[str, list[float]] = {"torchrun": [], "trainguard": []}
-    usage: dict[str, list[dict[str, Any]]] = {"torchrun": [], "trainguard": []}
+    usage: dict[str, list[dict[str, float]]] = {"torchrun": [], "trainguard": []}
     with tempfile.TemporaryDirectory(prefix="trainguard-overhead-") as tmp:
         for index in range(trials):
             for arm in ("torchrun", "trainguard"):
@@ -85,10 +84,7 @@ def main(argv: list[str]) -> int:
                     return 1
                 samples[arm] += step_intervals(events)
                 stepped = [r["t"] for r in events.of("step")]
-                sampler = trial.extra["overhead_sampler"]
-                share = sampler.cpu_share_between(stepped[0], stepped[-1])
-                trial.extra["overhead_cpu_share"] = share
-                usage[arm].append(trial.extra)
+                usage[arm].append(trial.overhead.figures(stepped[0], stepped[-1]))
                 print(f"{arm} trial {index}: {trial.wall_s:.1f} s", flush=True)
     ours, base = statistics.median(samples["trainguard"]), statistics.median(samples["torchrun"])
     rows = [
@@ -97,9 +93,7 @@ def main(argv: list[str]) -> int:
     keys = [("rss_mb", "MiB"), ("uss_mb", "MiB"), ("cpu_share", "cores")]
     keys += [(f"rss_mb_{part}", "MiB") for part in ("agent", "controller", "shim")]
     for key, unit in keys:
-        worst = {
-            arm: max(t.get(f"overhead_{key}", 0.0) for t in trials) for arm, trials in usage.items()
-        }
+        worst = {arm: max(t.get(key, 0.0) for t in trials) for arm, trials in usage.items()}
         rows.append(Row(f"overhead_{key}", worst["trainguard"], worst["torchrun"] or None, unit))
     write_results("overhead", rows)
     return 0
