@@ -24,7 +24,7 @@ from typing import Any
 
 from trainguard import constants as c
 from trainguard.agent.protocol import DEFAULT_PORT
-from trainguard.agent.spare import DEFAULT_PRELOAD
+from trainguard.agent.spare import DEFAULT_PRELOAD, parse_preload
 from trainguard.errors import UsageError
 
 log = logging.getLogger(__name__)
@@ -164,7 +164,7 @@ def parse_config(argv: Sequence[str], env: Mapping[str, str]) -> AgentConfig:
             (args.post_train_script, args.post_train_args) if args.post_train_script else None
         ),
         hot_spares=args.hot_spares,
-        spare_preload=tuple(filter(None, (m.strip() for m in args.spare_preload.split(",")))),
+        spare_preload=parse_preload(args.spare_preload),
         shm_dir=env.get(c.ENV_SHM_DIR) or None,
         monitor_interval=min(float(args.monitor_interval), MONITOR_INTERVAL),
         max_restarts=int(args.max_restarts),

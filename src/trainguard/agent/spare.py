@@ -42,9 +42,14 @@ def main() -> int:
     return 0
 
 
+def parse_preload(names: str) -> tuple[str, ...]:
+    """Module names from a comma-separated list (blanks dropped)."""
+    return tuple(filter(None, (name.strip() for name in names.split(","))))
+
+
 def _preload(names: str) -> None:
     """Import each module; one this torch lacks is skipped (the script imports what it needs)."""
-    for module in filter(None, (name.strip() for name in names.split(","))):
+    for module in parse_preload(names):
         try:
             importlib.import_module(module)
         except ImportError as exc:
