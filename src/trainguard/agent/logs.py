@@ -32,12 +32,12 @@ class LogFollower:
     def read(self) -> list[str]:
         """New complete lines (at most about 1 MiB per call; the rest comes next time)."""
         try:
-            if os.stat(self.path).st_size == self._offset:  # the usual case: nothing new
+            size = os.stat(self.path).st_size
+            if size == self._offset:  # the usual case: nothing new, so no open()
                 return []
+            if size < self._offset:  # truncated or replaced: start over
+                self._offset, self._partial = 0, b""
             with self.path.open("rb") as handle:
-                size = os.fstat(handle.fileno()).st_size
-                if size < self._offset:
-                    self._offset, self._partial = 0, b""
                 handle.seek(self._offset)
                 data = handle.read(READ_LIMIT)
         except FileNotFoundError:
