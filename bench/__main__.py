@@ -12,6 +12,7 @@ from bench.common import QUICK_ENV
 ALL = (
     "controller_scale",
     "checkpoint",
+    "checksum",
     "restart_latency",
     "detection",
     "overhead",
