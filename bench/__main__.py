@@ -1,4 +1,5 @@
-"""Run ``python -m bench <name> [args]`` (``bench.<name>.main``); ``all`` runs every one."""
+"""Run ``python -m bench <name> [args]`` (``bench.<name>.main``); ``all`` runs every one, then
+``summary`` (every row with n, median, min-max and the load average in one Markdown table)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,17 @@ import time
 from bench.common import QUICK_ENV
 
 ALL = (
+    "footprint",
     "controller_scale",
     "checkpoint",
     "checksum",
+    "mtc",
+    "log_rules",
     "restart_latency",
     "detection",
     "overhead",
     "goodput",
+    "elastic",
 )
 
 
@@ -29,7 +34,7 @@ def run(name: str, argv: list[str]) -> int:
 
 def main(argv: list[str]) -> int:
     if not argv or argv[0] in {"-h", "--help"}:
-        print(f"usage: python -m bench {{all|{'|'.join(ALL)}}} [--quick] [options]")
+        print(f"usage: python -m bench {{all|summary|{'|'.join(ALL)}}} [--quick] [options]")
         return 0 if argv else 2
     name, rest = argv[0], argv[1:]
     if "--quick" in rest:
@@ -37,6 +42,7 @@ def main(argv: list[str]) -> int:
     if name != "all":
         return run(name, rest)
     failures = []
+    begun = time.monotonic()
     for each in ALL:
         started = time.monotonic()
         print(f"=== bench {each} ===", flush=True)
@@ -50,6 +56,8 @@ def main(argv: list[str]) -> int:
         )
         if code:
             failures.append(each)
+    run("summary", [])
+    print(f"=== bench all: {(time.monotonic() - begun) / 60:.1f} min ===", flush=True)
     if failures:
         print("failed:", ", ".join(failures))
     return 1 if failures else 0

@@ -53,7 +53,10 @@ class OverheadSampler:
         self.peak_rss = self.peak_uss = 0.0
         self.cpu: dict[int, float] = {}  # pid -> CPU seconds at its latest sample
         self.role_rss: dict[str, float] = {}
+        self.role_uss: dict[str, float] = {}
         self.cpu_series: list[tuple[float, float]] = []  # (wall time, CPU seconds so far)
+        self.pid_role: dict[int, str] = {}
+        self.role_series: list[tuple[float, dict[str, float]]] = []  # per part, as above
 
     def sample(self, pid: int) -> None:
         try:
@@ -63,9 +66,10 @@ class OverheadSampler:
             return
         rss = uss = 0
         roles: dict[str, float] = {}
+        unique: dict[str, float] = {}
         for process in family:
             try:
-                cmdline = process.cmdline()
+                cmdline = titled(process.cmdline())
                 if is_worker(cmdline):
                     continue
                 memory = process.memory_full_info()
@@ -75,10 +79,19 @@ class OverheadSampler:
             rss, uss = rss + memory.rss, uss + memory.uss
             self.cpu[process.pid] = times.user + times.system
             part = role(cmdline)
+            self.pid_role[process.pid] = part
             roles[part] = roles.get(part, 0.0) + memory.rss / 2**20
+            unique[part] = unique.get(part, 0.0) + memory.uss / 2**20
         for name, mib in roles.items():
             self.role_rss[name] = max(self.role_rss.get(name, 0.0), mib)
+        for name, mib in unique.items():
+            self.role_uss[name] = max(self.role_uss.get(name, 0.0), mib)
         self.cpu_series.append((time.time(), sum(self.cpu.values())))
+        by_role: dict[str, float] = {}
+        for each, seconds in self.cpu.items():
+            part = self.pid_role[each]
+            by_role[part] = by_role.get(part, 0.0) + seconds
+        self.role_series.append((time.time(), by_role))
         self.peak_rss = max(self.peak_rss, rss / 2**20)
         self.peak_uss = max(self.peak_uss, uss / 2**20)
 
@@ -87,15 +100,40 @@ class OverheadSampler:
         training window: CPU seconds per wall second, boot excluded; NaN with < 2 samples)."""
         inside = [(t, cpu) for t, cpu in self.cpu_series if start <= t <= end]
         span = inside[-1][0] - inside[0][0] if len(inside) >= 2 else 0.0
-        share = (inside[-1][1] - inside[0][1]) / span if span > 0 else float("nan")
-        parts = {f"rss_mb_{name}": mib for name, mib in self.role_rss.items()}
-        return {"rss_mb": self.peak_rss, "uss_mb": self.peak_uss, "cpu_share": share} | parts
+        total = (inside[-1][1] - inside[0][1]) / span if span > 0 else float("nan")
+        share: dict[str, float] = {}
+        roles = [(t, cpu) for t, cpu in self.role_series if start <= t <= end]
+        if len(roles) >= 2 and roles[-1][0] > roles[0][0]:
+            span_roles = roles[-1][0] - roles[0][0]
+            first, last = roles[0][1], roles[-1][1]
+            for name, cpu in last.items():
+                share[name] = (cpu - first.get(name, 0.0)) / span_roles
+        parts = {f"cpu_share_{name}": value for name, value in share.items()}
+        parts |= {f"rss_mb_{name}": mib for name, mib in self.role_rss.items()}
+        parts |= {f"uss_mb_{name}": mib for name, mib in self.role_uss.items()}
+        return {"rss_mb": self.peak_rss, "uss_mb": self.peak_uss, "cpu_share": total} | parts
+
+
+def titled(cmdline: list[str]) -> list[str]:
+    """The arguments of a process that set its title (workers forked by the zygote, hot spares
+    that took a job): psutil returns the title as one string followed by empty strings."""
+    if len(cmdline) > 1 and " " in cmdline[0] and not any(cmdline[1:]):
+        return cmdline[0].split()
+    return cmdline
 
 
 def role(cmdline: list[str]) -> str:
-    """What a non-worker process is: the pod ``shim``, an ``agent`` (hyperpodrun or torchrun's),
-    the ``controller`` (``trainguard run`` hosts it) or ``other``."""
-    head = " ".join(cmdline[:3])
+    """What a non-worker process is: the pod ``shim``, the agent's ``zygote``, a parked hot
+    ``spare``, an ``agent`` (hyperpodrun or torchrun's), a node's ``mtc`` checkpoint server
+    (``trainguard run`` starts one per node by default), the ``controller`` (``trainguard run``
+    hosts it) or ``other``."""
+    head = " ".join(cmdline[:4])
+    if "trainguard checkpoint" in head:
+        return "mtc"
+    if "trainguard.agent.zygote" in head:
+        return "zygote"
+    if "trainguard.agent.spare_worker" in head:
+        return "spare"
     if "shim" in head:
         return "shim"
     if "hyperpodrun" in head or "torchrun" in head or "trainguard.agent" in head:

@@ -7,6 +7,7 @@ run; ``ratio`` is ours / baseline, so below 1 is better for times and above 1 fo
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import statistics
@@ -20,13 +21,50 @@ QUICK_ENV = "TRAINGUARD_BENCH_QUICK"
 
 
 @dataclass(frozen=True)
+class Spread:
+    """What a median hides: how many samples, and the smallest and largest of them."""
+
+    n: int
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Spread | None:
+        finite = [v for v in values if math.isfinite(v)]
+        return cls(len(finite), min(finite), max(finite)) if finite else None
+
+    def text(self) -> str:
+        return f"n={self.n} {self.low:.4g}-{self.high:.4g}"
+
+
+@dataclass(frozen=True)
 class Row:
-    """One measured metric, ours against the baseline (None when there is no baseline)."""
+    """One measured metric, ours against the baseline (None when there is no baseline).
+
+    ``ours`` and ``baseline`` are medians; ``ours_spread`` / ``baseline_spread`` say over how
+    many samples and their min-max, so one noisy sample cannot pass for a result.
+    """
 
     metric: str
     ours: float
     baseline: float | None
     unit: str
+    ours_spread: Spread | None = None
+    baseline_spread: Spread | None = None
+
+    @classmethod
+    def of(
+        cls, metric: str, ours: Sequence[float], baseline: Sequence[float] | None, unit: str
+    ) -> Row:
+        """A row of medians from raw samples (``baseline=None``: no baseline)."""
+        return cls(
+            metric,
+            median(ours),
+            None if baseline is None else median(baseline),
+            unit,
+            Spread.of(ours),
+            None if baseline is None else Spread.of(baseline),
+        )
 
     @property
     def ratio(self) -> float | None:
@@ -48,20 +86,34 @@ def write_results(name: str, rows: Sequence[Row]) -> Path:
     directory = RESULTS / "quick" if os.environ.get(QUICK_ENV) else RESULTS
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{name}.json"
-    path.write_text(json.dumps([row.as_json() for row in rows], indent=2) + "\n")
+    document = {
+        "load_average": load_average(),
+        "machine": machine(),
+        "rows": [row.as_json() for row in rows],
+    }
+    path.write_text(json.dumps(document, indent=2) + "\n")
     print(table(rows))
+    print("load average (1, 5, 15 min):", " ".join(f"{x:.2f}" for x in load_average()))
     print(f"wrote {path}")
     return path
 
 
 def table(rows: Sequence[Row]) -> str:
     """A plain-text table of rows."""
-    lines = [f"{'metric':<40} {'ours':>12} {'baseline':>12} {'ratio':>8}  unit"]
+    lines = [f"{'metric':<40} {'ours':>12} {'baseline':>12} {'ratio':>8}  unit  spreads"]
     for row in rows:
         baseline = "-" if row.baseline is None else f"{row.baseline:12.4g}"
         ratio = "-" if row.ratio is None else f"{row.ratio:8.3f}"
-        lines.append(f"{row.metric:<40} {row.ours:12.4g} {baseline:>12} {ratio:>8}  {row.unit}")
+        spreads = " / ".join(s.text() for s in (row.ours_spread, row.baseline_spread) if s)
+        lines.append(
+            f"{row.metric:<40} {row.ours:12.4g} {baseline:>12} {ratio:>8}  {row.unit}  {spreads}"
+        )
     return "\n".join(lines)
+
+
+def load_average() -> tuple[float, float, float]:
+    """The machine's 1, 5 and 15 minute load averages: numbers from a busy machine say so."""
+    return os.getloadavg()
 
 
 def machine() -> str:

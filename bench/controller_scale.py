@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psutil
 
-from bench.common import Row, median, write_results
+from bench.common import Row, write_results
 from trainguard import constants as c
 from trainguard.controller.agents import AgentHub
 from trainguard.controller.deps import ControllerSettings
@@ -136,8 +136,10 @@ def measure(jobs: int, steps: int) -> list[Row]:
     print(f"{jobs} jobs reached Running in {startup_steps} steps")
     suffix = f"{jobs}_jobs"
     return [
-        Row(f"controller_step_ms_{suffix}", median(steady) * 1000, None, "ms"),
-        Row(f"controller_step_ms_{suffix}_1pct_restarting", median(faulty) * 1000, None, "ms"),
+        Row.of(f"controller_step_ms_{suffix}", [s * 1000 for s in steady], None, "ms"),
+        Row.of(
+            f"controller_step_ms_{suffix}_1pct_restarting", [s * 1000 for s in faulty], None, "ms"
+        ),
         Row(f"controller_rss_mb_{suffix}", rss, None, "MiB"),
     ]
 

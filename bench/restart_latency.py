@@ -1,16 +1,23 @@
-"""Restart latency: trainguard's agent (cold and with hot spares) against plain torchrun.
+"""Restart latency: trainguard's agent (default, cold start, hot spares) against torchrun.
 
 One node, ``--nproc`` gloo DDP workers (`bench/workloads/crash_steps.py`). A fault is rank 1
 calling ``os._exit(1)``; the restart latency is the time from that call to the first completed
 training step of *every* rank after the restart, read from the workers' own timestamps.
 
-- ``agent`` arms are driven only through the agent's HTTP API, as the controller does: poll
+- agent arms are driven only through the agent's HTTP API, as the controller does: poll
   ``/status`` until ``faulted``, ``/stop``, poll until ``ready``, ``/start`` with ``faultCount``
-  + 1 and a fresh master port. ``hot`` adds ``--hot-spares``.
-- ``torchrun`` is the baseline: ``torchrun --standalone`` relaunched after each failure (a fresh
-  rendezvous port every time), with the agent's monitor interval (50 ms). Plain
-  ``--max-restarts=N`` is not usable as a baseline here: its restarted gloo workers read the
-  previous round's stale addresses from the reused store and fail to connect (DESIGN §2).
+  + 1 and a fresh master port. ``default`` has no flags (workers forked by the agent's zygote),
+  ``cold`` adds ``--cold-start`` (a new interpreter per worker), ``hot`` adds ``--hot-spares``.
+- ``torchrun`` is the baseline, what users run: one ``torchrun --max-restarts=N`` with c10d
+  rendezvous on a fixed endpoint and the agent's monitor interval (50 ms); torchrun restarts
+  the workers itself. Its workers rendezvous gloo on a fresh port per restart (``--fresh-port``):
+  with the store torchrun reuses, restarted gloo workers fail ``connectFullMesh`` against the
+  previous round's addresses (`tests/integration/test_torchrun_stale_store.py` reproduces it).
+- ``torchrun_relaunch`` is informational: ``torchrun --standalone --max-restarts=0`` relaunched
+  by this script after each failure (a fresh rendezvous port every time).
+
+Arms run in rounds (``--rounds``); each round runs every arm once, in a seeded random order, so
+a slow period of the machine hits every arm alike. Rows carry n and min-max of all samples.
 
 ``worker_exit_detection_s`` is the agent's ``detected_at`` minus the worker's exit time (the
 issue's budget is 200 ms). Results: ``bench/results/restart_latency.json``.
@@ -23,11 +30,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
+import random
 import secrets
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -91,7 +97,7 @@ def latencies(events: list[dict[str, Any]], faults: int, nproc: int) -> list[flo
 CRASH_AFTER = 160  # steps of 50 ms: a fault after ~8 s of training, once startup is over
 
 
-def workload_args(out: Path, faults: int) -> list[str]:
+def workload_args(out: Path, faults: int, *extra: str) -> list[str]:
     return [
         str(WORKLOAD),
         "--out",
@@ -100,14 +106,19 @@ def workload_args(out: Path, faults: int) -> list[str]:
         str(faults),
         "--crash-after",
         str(CRASH_AFTER),
+        *extra,
     ]
 
 
-def agent_arm(work: Path, *, faults: int, nproc: int, hot: bool) -> dict[str, list[float]]:
+AGENT_FLAGS = {"default": (), "cold": ("--cold-start",), "hot": ("--hot-spares",)}
+
+
+def agent_arm(work: Path, *, faults: int, nproc: int, mode: str) -> dict[str, list[float]]:
     """Drive one agent through ``faults`` crashes over HTTP; returns latencies and detections."""
     token, port = secrets.token_hex(16), free_port()
-    events = work / f"events-{'hot' if hot else 'cold'}.jsonl"
-    env = dict(os.environ) | {
+    hot = mode == "hot"
+    events = work / f"events-{mode}.jsonl"
+    env = {k: v for k, v in os.environ.items() if k != "TRAINGUARD_COLD_START"} | {
         "TRAINGUARD_AGENT_TOKEN": token,
         "TRAINGUARD_AGENT_PORT": str(port),
         "TRAINGUARD_AGENT_HOST": HOST,
@@ -116,7 +127,7 @@ def agent_arm(work: Path, *, faults: int, nproc: int, hot: bool) -> dict[str, li
     }
     argv = [sys.executable, "-m", "trainguard.agent", f"--nproc-per-node={nproc}", "--nnodes=1"]
     argv += ["--server-log-level", "warning"]
-    argv += ["--hot-spares"] if hot else []
+    argv += AGENT_FLAGS[mode]
     with (work / "agent.out").open("ab") as output:
         agent = subprocess.Popen(
             argv + workload_args(events, faults), env=env, stdout=output, stderr=output
@@ -137,7 +148,7 @@ def agent_arm(work: Path, *, faults: int, nproc: int, hot: bool) -> dict[str, li
                 detections.append(status.trainguard.detected_at - crashed)
             client.stop(StopRequest(restart_mode="process_level_restart"))
             poll("ready", lambda: _in(client, AgentState.READY))
-            print(f"  {'hot ' if hot else 'cold'} fault {attempt + 1}/{faults}", flush=True)
+            print(f"  {mode} fault {attempt + 1}/{faults}", flush=True)
         poll("completion", lambda: _in(client, AgentState.COMPLETED), timeout=300)
         client.shutdown()
         agent.wait(timeout=120)
@@ -169,14 +180,34 @@ def _in(client: AgentClient, state: AgentState) -> AgentStatus | None:
 
 
 def torchrun_arm(work: Path, *, faults: int, nproc: int) -> dict[str, list[float]]:
+    """One ``torchrun --max-restarts=faults`` (c10d rendezvous): torchrun restarts the workers."""
+    events = work / "events-torchrun.jsonl"
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1"]
+    torchrun += ["--rdzv-backend=c10d", f"--rdzv-endpoint={HOST}:{free_port()}"]
+    torchrun += [f"--nproc-per-node={nproc}", f"--max-restarts={faults}", "--monitor-interval=0.05"]
+    with (work / "torchrun.out").open("ab") as output:
+        done = subprocess.run(
+            torchrun + workload_args(events, faults, f"--fresh-port={free_port()}"),
+            stdout=output,
+            stderr=output,
+            timeout=300 + 60 * faults,
+            check=False,
+        )
+    print(f"  torchrun --max-restarts={faults}: exit {done.returncode}", flush=True)
+    return {"latency": latencies(read_events(events), faults, nproc), "detection": []}
+
+
+def relaunch_arm(work: Path, *, faults: int, nproc: int) -> dict[str, list[float]]:
     """torchrun relaunched after every failure (``--standalone`` = a fresh rendezvous port each
     time); the same workload, fault count and monitor interval as the agent."""
-    events = work / "events-torchrun.jsonl"
+    events = work / "events-relaunch.jsonl"
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1"]
     torchrun += [f"--nproc-per-node={nproc}", "--max-restarts=0", "--monitor-interval=0.05"]
     with (work / "torchrun.out").open("ab") as output:
         for attempt in range(faults + 1):
-            env = dict(os.environ) | {"BENCH_ATTEMPT": str(attempt)}
+            env = {k: v for k, v in os.environ.items() if k != "TRAINGUARD_COLD_START"} | {
+                "BENCH_ATTEMPT": str(attempt)
+            }
             done = subprocess.run(
                 torchrun + workload_args(events, faults),
                 env=env,
@@ -187,48 +218,60 @@ def torchrun_arm(work: Path, *, faults: int, nproc: int) -> dict[str, list[float
             )
             if (done.returncode == 0) != (attempt == faults):
                 raise RuntimeError(f"torchrun attempt {attempt} exited with {done.returncode}")
-            print(f"  torchrun fault {attempt + 1}/{faults}", flush=True)
+            print(f"  relaunch fault {attempt + 1}/{faults}", flush=True)
     return {"latency": latencies(read_events(events), faults, nproc), "detection": []}
+
+
+ARMS = ("torchrun", "relaunch", "default", "cold", "hot")
+
+
+def run_arm(name: str, work: Path, *, faults: int, nproc: int) -> dict[str, list[float]]:
+    """One arm in its own directory (each round gets fresh event files)."""
+    work.mkdir(parents=True, exist_ok=True)
+    if name == "torchrun":
+        return torchrun_arm(work, faults=faults, nproc=nproc)
+    if name == "relaunch":
+        return relaunch_arm(work, faults=faults, nproc=nproc)
+    return agent_arm(work, faults=faults, nproc=nproc, mode=name)
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench restart_latency", description=__doc__)
-    parser.add_argument("--faults", type=int, default=10, help="faults per arm (>= 10 for results)")
-    parser.add_argument("--quick", action="store_true", help="3 faults per arm (a smoke run)")
+    parser.add_argument("--faults", type=int, default=3, help="faults per arm and round")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of all arms (random order)")
+    parser.add_argument("--quick", action="store_true", help="1 round of 3 faults (a smoke run)")
     parser.add_argument("--nproc", type=int, default=2, help="workers on the node")
-    parser.add_argument("--arms", default="torchrun,cold,hot", help="comma-separated subset")
+    parser.add_argument("--arms", default=",".join(ARMS), help="comma-separated subset")
+    parser.add_argument("--seed", type=int, default=18, help="seed of the arm order")
     args = parser.parse_args(argv)
     if args.quick:
-        args.faults = min(args.faults, 3)
+        args.faults, args.rounds = min(args.faults, 3), 1
+    chosen = [name for name in ARMS if name in args.arms.split(",")]
+    order = random.Random(args.seed)
+    runs: dict[str, dict[str, list[float]]] = {n: {"latency": [], "detection": []} for n in ARMS}
     with tempfile.TemporaryDirectory(prefix="bench-restart-") as tmp:
         work = Path(os.environ.get("BENCH_WORKDIR") or tmp)
-        runs = {}
-        for name, arm in (
-            ("torchrun", lambda: torchrun_arm(work, faults=args.faults, nproc=args.nproc)),
-            ("cold", lambda: agent_arm(work, faults=args.faults, nproc=args.nproc, hot=False)),
-            ("hot", lambda: agent_arm(work, faults=args.faults, nproc=args.nproc, hot=True)),
-        ):
-            if name not in args.arms.split(","):
-                continue
-            print(f"arm {name}...", flush=True)
-            runs[name] = arm()
-    median = {name: statistics.median(run["latency"] or [math.nan]) for name, run in runs.items()}
-    median = {name: median.get(name, math.nan) for name in ("torchrun", "cold", "hot")}
-    detection = statistics.median(
-        [d for run in runs.values() for d in run["detection"]] or [math.nan]
-    )
-    recovered = {
-        name: len(runs[name]["latency"]) / args.faults if name in runs else math.nan
-        for name in ("torchrun", "cold", "hot")
-    }
+        for round_ in range(args.rounds):
+            arms = order.sample(chosen, len(chosen))
+            print(f"round {round_ + 1}/{args.rounds}: {', '.join(arms)}", flush=True)
+            for name in arms:
+                run = run_arm(name, work / f"{name}-{round_}", faults=args.faults, nproc=args.nproc)
+                for key, values in run.items():
+                    runs[name][key] += values
+    lat = {name: run["latency"] for name, run in runs.items()}
+    detection = [d for run in runs.values() for d in run["detection"]]
+    total = args.faults * args.rounds
+    recovered = {name: [len(lat[name]) / total] if name in chosen else [] for name in ARMS}
     rows = [
-        Row("restart_latency_s", median["cold"], median["torchrun"], "s"),
-        Row("restart_latency_hot_spares_s", median["hot"], median["torchrun"], "s"),
-        Row("restart_latency_hot_spares_vs_cold_agent_s", median["hot"], median["cold"], "s"),
-        Row("first_attempt_recoveries", recovered["cold"], recovered["torchrun"], "fraction"),
-        Row("worker_exit_detection_s", detection, None, "s"),
+        Row.of("restart_latency_s", lat["default"], lat["torchrun"], "s"),
+        Row.of("restart_latency_hot_spares_s", lat["hot"], lat["torchrun"], "s"),
+        Row.of("restart_latency_cold_start_s", lat["cold"], lat["torchrun"], "s"),
+        Row.of("restart_latency_vs_torchrun_relaunch_s", lat["default"], lat["relaunch"], "s"),
+        Row.of("restart_latency_hot_spares_vs_default_s", lat["hot"], lat["default"], "s"),
+        Row.of("first_attempt_recoveries", recovered["default"], recovered["torchrun"], "fraction"),
+        Row.of("worker_exit_detection_s", detection, None, "s"),
     ]
-    samples = {name: len(run["latency"]) for name, run in runs.items()}
+    samples = {name: len(values) for name, values in lat.items()}
     print(
         f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} cpus; samples {samples}"
     )

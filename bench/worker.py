@@ -4,12 +4,21 @@
 ``--memory-every`` steps, durable every ``--durable-every``); ``--ckpt torch`` is the baseline a
 user writes today: ``torch.save`` + fsync every ``--save-every`` steps, ``torch.load`` on start.
 
+``--overlap`` (the default for ``trainguard``) saves with ``save_async`` and fences before the
+next ``optimizer.step()``; ``--no-overlap`` uses the blocking ``save``.
+
+Steps are padded to ``--step-time`` *before* the save, so a save's stall is never hidden in
+the padding (the "GPU" time): a step lasts max(compute, step time) + the time the loop was
+blocked by checkpointing, logged per step as ``stall``.
+
 Everything the harness measures is written as JSON lines to ``--events`` (one file per rank,
-appended across restarts): ``boot`` phases, every completed ``step`` with its wall time,
-``resume`` with the step and a checksum of the restored state (compared by the harness with
-the checksum logged at save time: the correctness gate), and ``die`` just before a scheduled
-``os._exit(1)``. Faults come from ``--faults``: a JSON list of ``[seconds_after_start, rank]``;
-each fires once (a marker file next to the events records it) in whichever attempt is running.
+appended across restarts): ``boot`` phases, every completed ``step`` with its wall time and
+stall, ``resume`` with the step and a checksum of the restored state (compared by the harness
+with the checksum logged at save time: the correctness gate), ``final`` with the checksum of
+the state after the last step (compared with a fault-free run of the same seed), and ``die``
+just before a scheduled ``os._exit(1)``. Faults come from ``--faults``: a JSON list of
+``[seconds_after_start, rank]``; each fires once (a marker file next to the events records
+it) in whichever attempt is running.
 """
 
 from __future__ import annotations
@@ -42,6 +51,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--memory-every", type=int, default=10)
     parser.add_argument("--durable-every", type=int, default=50)
     parser.add_argument("--save-every", type=int, default=10)
+    parser.add_argument("--overlap", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--ckpt-dir", required=True)
     parser.add_argument("--events", required=True, help="directory of per-rank JSONL files")
     parser.add_argument("--faults", default="[]", help="JSON [[seconds, rank], ...]")
@@ -120,6 +130,8 @@ class TorchSaveCheckpoints:
         for old in sorted(self.directory.glob(f"step*-rank{self.rank}.pt"))[:-2]:
             old.unlink()
 
+    save_async = save
+
     def load_latest(self, state: dict[str, Any]) -> int | None:
         steps = [int(p.name[4:12]) for p in self.directory.glob(f"step*-rank{self.rank}.pt")]
         agreed = torch.tensor([max(steps, default=-1)])
@@ -148,6 +160,18 @@ def checkpoints(args: argparse.Namespace, rank: int) -> Any:
     )
 
 
+class StallClock:
+    """Seconds the training loop spent blocked by checkpointing (both arms, measured alike)."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.own = 0.0  # the baseline's saves, timed here
+
+    def total(self) -> float:
+        stats = getattr(self.store, "stats", None)
+        return float(stats.blocked_s) if stats is not None else self.own
+
+
 def fire_due_fault(args: argparse.Namespace, rank: int, events: Events, faults: list[Any]) -> None:
     elapsed = time.time() - args.epoch
     for index, (at, victim) in enumerate(faults):
@@ -169,6 +193,52 @@ def out_of_time(args: argparse.Namespace) -> bool:
     return bool(late.item())
 
 
+def train(
+    args: argparse.Namespace,
+    *,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    store: Any,
+    events: Events,
+    resumed: int | None,
+) -> None:
+    """The training loop from the step after ``resumed``: compute, pad, save, log."""
+    rank = events.rank
+    width = model.module[0].in_features
+    faults = json.loads(args.faults)
+    x = torch.randn(16, width, generator=torch.Generator().manual_seed(rank))
+    stalls = StallClock(store)
+    overlap = args.overlap and args.ckpt == "trainguard"
+    if overlap:
+        store.fence_before_step(optimizer)
+    for step in range((resumed or 0) + 1, args.steps + 1):
+        began, stalled = time.monotonic(), stalls.total()
+        if step > (resumed or 0) + 1:  # never during boot: a fault hits a training step
+            fire_due_fault(args, rank, events, faults)
+        loss = model(x).square().mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()  # with --overlap: waits here for the previous step's snapshot
+        if step == (resumed or 0) + 1:
+            time.sleep(args.slow_first_step)
+        saving = store is not None and store.is_save_step(step)
+        saved = digest(model, optimizer) if saving and args.verify else None  # inside the pad
+        pad = args.step_time - (time.monotonic() - began - (stalls.total() - stalled))
+        time.sleep(max(0.0, pad))  # the "GPU" time; a save comes after it, never inside it
+        if saving:
+            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict()}
+            started = time.monotonic()
+            (store.save_async if overlap else store.save)(step, state)
+            stalls.own += time.monotonic() - started
+            events.log("saved", step=step, digest=saved)
+        if args.max_wall and out_of_time(args):
+            break
+        events.log(
+            "step", step=step, seconds=time.monotonic() - began, stall=stalls.total() - stalled
+        )
+        print(f"[rank {rank}] Step: {step} Loss: {loss.item():.6f}", flush=True)
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     if args.fresh_port:
@@ -187,7 +257,6 @@ def main(argv: list[str]) -> int:
     events.log("boot", phase="start", at=T_START)
     events.log("boot", phase="imported", at=T_IMPORTED)
     model, optimizer = build(args.params_mb)
-    width = model[0].in_features
     model = DistributedDataParallel(model)
     store = checkpoints(args, rank)
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict()}
@@ -197,29 +266,12 @@ def main(argv: list[str]) -> int:
         optimizer.load_state_dict(state["optimizer"])
     check = args.verify and resumed is not None
     events.log("resume", step=resumed, digest=digest(model, optimizer) if check else None)
-    faults = json.loads(args.faults)
-    x = torch.randn(16, width, generator=torch.Generator().manual_seed(rank))
-    for step in range((resumed or 0) + 1, args.steps + 1):
-        began = time.monotonic()
-        if step > (resumed or 0) + 1:  # never during boot: a fault hits a training step
-            fire_due_fault(args, rank, events, faults)
-        loss = model(x).square().mean()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        if store is not None and store.is_save_step(step):
-            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict()}
-            store.save(step, state)
-            events.log("saved", step=step, digest=digest(model, optimizer) if args.verify else None)
-        if step == (resumed or 0) + 1:
-            time.sleep(args.slow_first_step)
-        time.sleep(max(0.0, args.step_time - (time.monotonic() - began)))
-        if args.max_wall and out_of_time(args):
-            break
-        events.log("step", step=step, seconds=time.monotonic() - began)
-        print(f"[rank {rank}] Step: {step} Loss: {loss.item():.6f}", flush=True)
+    train(args, model=model, optimizer=optimizer, store=store, events=events, resumed=resumed)
+    print(f"[rank {rank}] Training finished", flush=True)  # a rule's stopPattern
     if store is not None:
         store.wait()
+    events.log("drained")  # checkpoint work left at the end is done (lost time: "drain")
+    events.log("final", step=args.steps, digest=digest(model, optimizer) if args.verify else None)
     dist.barrier()
     dist.destroy_process_group()
     return 0

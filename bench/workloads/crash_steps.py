@@ -1,7 +1,9 @@
 """Bench workload: gloo DDP steps; rank ``--crash-rank`` calls ``os._exit(1)`` after
 ``--crash-after`` steps on every attempt below ``--crashes``; the last attempt runs ``--steps``
 steps and exits 0. Appends ``{event, attempt, rank, t}`` JSON lines (``start``, ``first_step``,
-``crash``) to ``--out`` so the bench can time restarts from the workers' own clocks. The attempt
+``crash``) to ``--out`` so the bench can time restarts from the workers' own clocks.
+``--fresh-port BASE`` rendezvouses gloo on ``BASE + attempt`` (the baseline under
+``torchrun --max-restarts``, whose reused store breaks restarted gloo workers). The attempt
 is ``TORCHELASTIC_RESTART_COUNT`` (``BENCH_ATTEMPT`` when a supervisor relaunches torchrun).
 """
 
@@ -31,6 +33,9 @@ def main() -> int:
     parser.add_argument("--crash-after", type=int, default=40)
     parser.add_argument("--crash-rank", type=int, default=1)
     parser.add_argument("--crashes", type=int, default=10)
+    parser.add_argument(
+        "--fresh-port", type=int, default=0, help="gloo rendezvous on BASE + attempt (torchrun)"
+    )
     args = parser.parse_args()
     import torch  # noqa: PLC0415 (imported after STARTED, as part of what a restart pays)
     import torch.distributed as dist  # noqa: PLC0415
@@ -42,7 +47,16 @@ def main() -> int:
     )
     record(args.out, "start", attempt, rank, STARTED)
     record(args.out, "imported", attempt, rank)
-    dist.init_process_group("gloo")
+    if args.fresh_port:  # torchrun's reused store gives restarted gloo workers stale addresses
+        os.environ["TORCHELASTIC_USE_AGENT_STORE"] = "False"
+        dist.init_process_group(
+            "gloo",
+            init_method=f"tcp://127.0.0.1:{args.fresh_port + attempt}",
+            rank=rank,
+            world_size=int(os.environ["WORLD_SIZE"]),
+        )
+    else:
+        dist.init_process_group("gloo")
     model = DistributedDataParallel(torch.nn.Linear(16, 1))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     last = args.crash_after if attempt < args.crashes else args.steps

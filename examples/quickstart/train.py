@@ -1,7 +1,10 @@
 """trainguard's quickstart training script: DDP (gloo) on CPU that really learns, and resumes.
 
-Every rank makes its own data from a fixed seed (a noisy teacher network), trains a small MLP with
-Adam and prints ``[rank R] Step: N Loss: X`` each step — the lines the manifest's log rules watch.
+The job reads one stream of samples made on the fly from a fixed seed (a noisy teacher network);
+each step every rank takes its slice of the global batch, found from the number of samples the
+job has consumed (kept in the checkpoint), so a job resumed at another world size — an elastic
+resize — goes on where it stopped. It trains a small MLP with Adam and prints
+``[rank R] Step: N Loss: X`` each step — the lines the manifest's log rules watch.
 State is checkpointed with `trainguard.checkpoint`: to node-local memory every ``--memory-every``
 steps and to the durable directory (``$TRAINGUARD_CHECKPOINT_DIR``, set per job by trainguard)
 every ``--durable-every`` steps. On every start it resumes from the newest step all ranks hold,
@@ -53,9 +56,9 @@ def teacher() -> torch.nn.Module:
     return net
 
 
-def batch(step: int, rank: int, target: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
-    """This rank's batch of ``step``: deterministic, so a resumed run sees the same data."""
-    generator = torch.Generator().manual_seed(step * 1000 + rank)
+def batch(first: int, target: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """Samples ``first`` .. ``first + BATCH - 1`` of the job's stream: the same at any size."""
+    generator = torch.Generator().manual_seed(first // BATCH)
     x = torch.randn(BATCH, FEATURES, generator=generator)
     noise = 0.01 * torch.randn(BATCH, 1, generator=generator)
     return x, target(x) + noise
@@ -75,7 +78,7 @@ def snapshot(
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     dist.init_process_group("gloo")
-    rank = dist.get_rank()
+    rank, world = dist.get_rank(), dist.get_world_size()
     target = teacher()
     torch.manual_seed(0)
     model = DistributedDataParallel(
@@ -90,26 +93,33 @@ def main(argv: list[str]) -> int:
     )
     state = snapshot(model, optimizer, first_loss)
     resumed = checkpoints.load_latest(state)
+    samples = 0  # consumed by the whole job: the data position at any world size
     if resumed is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         first_loss.copy_(state["first_loss"])
+        samples = (checkpoints.restored.user_content or {}).get("samples", resumed * world * BATCH)
     start = (resumed or 0) + 1
-    print(f"[rank {rank}] starting at step {start} (resumed: {resumed})", flush=True)
+    where = f"step {start} of {world} ranks (resumed: {resumed})"
+    print(f"[rank {rank}] starting at {where}", flush=True)
     recent: list[float] = []
     for step in range(start, args.steps + 1):
         began = time.monotonic()
-        x, y = batch(step, rank, target)
+        x, y = batch(samples + rank * BATCH, target)
         loss = torch.nn.functional.mse_loss(model(x), y)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        if step == 1:
-            first_loss.fill_(loss.item())
+        samples += world * BATCH
+        if step == 1:  # the job's mean: checkpointed state must be the same on every rank
+            first_loss.fill_(loss.item() / world)
+            dist.all_reduce(first_loss)
         recent = [*recent[-9:], loss.item()]
         print(f"[rank {rank}] Step: {step} Loss: {loss.item():.6f}", flush=True)
+        checkpoints.report_step(step, total=args.steps, loss=loss.item())
         if checkpoints.is_save_step(step):
-            checkpoints.save(step, snapshot(model, optimizer, first_loss))
+            state = snapshot(model, optimizer, first_loss)
+            checkpoints.save(step, state, user_content={"samples": samples})
         time.sleep(max(0.0, args.step_time - (time.monotonic() - began)))
     checkpoints.wait()
     checkpoints.close()

@@ -8,6 +8,7 @@ string spelled twice is a protocol broken once.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Final
 
 # --- API identity (reference/hyperpod.md §a.1) -------------------------------------------------
@@ -30,6 +31,18 @@ LABEL_JOB: Final = "HPJob"
 LABEL_RESTART_ATTEMPT: Final = "trainguard.io/restart-attempt"
 LABEL_REPLICA_SPEC: Final = "trainguard.io/replica-spec"
 LABEL_NODE_RANK: Final = "trainguard.io/node-rank"
+LABEL_SPARE: Final = "trainguard.io/spare"
+ANNOTATION_INFO: Final = "trainguard.io/info"
+"""Backend bookkeeping of a Pod or Node (`PodRecord.info`, `NodeRecord.info`) as JSON."""
+FINALIZER_TEARDOWN: Final = "trainguard.io/teardown"
+"""Keeps a deleted job until the controller has shut its agents down (`Store.remove_job`)."""
+CONTROLLER_LEASE: Final = "trainguard-controller"
+"""The coordination.k8s.io/v1 Lease the operators elect their leader on."""
+KUEUE_GROUP: Final = "kueue.x-k8s.io"
+KUEUE_VERSION: Final = "v1beta1"
+KUEUE_API_VERSION: Final = f"{KUEUE_GROUP}/{KUEUE_VERSION}"
+LABEL_KUEUE_JOB_UID: Final = "kueue.x-k8s.io/job-uid"
+"""On a job's Workload: the job's uid (Kueue's own jobframework sets the same)."""
 LABEL_KUEUE_QUEUE: Final = "kueue.x-k8s.io/queue-name"
 LABEL_KUEUE_PRIORITY: Final = "kueue.x-k8s.io/priority-class"
 ANNOTATION_KUEUE_PREFERRED_TOPOLOGY: Final = "kueue.x-k8s.io/podset-preferred-topology"
@@ -43,6 +56,10 @@ KUEUE_TOPOLOGY_VALUES: Final = frozenset(
     }
 )
 ANNOTATION_CONVERTED_FROM: Final = "trainguard.io/converted-from"
+
+POD_INFO_DISRUPTION: Final = "disruptionTarget"
+"""Key of `PodRecord.info`: why Kubernetes is evicting the pod (its ``DisruptionTarget``
+condition's reason), set by the Kubernetes store; the controller treats it as a node fault."""
 
 # --- node labels and annotations (reference §f) -----------------------------------------------
 LABEL_NODE_HEALTH: Final = "sagemaker.amazonaws.com/node-health-status"
@@ -74,6 +91,7 @@ DEEP_HEALTH_FAILED: Final = "Failed"
 ENV_HOME: Final = "TRAINGUARD_HOME"
 ENV_AGENT_TOKEN: Final = "TRAINGUARD_AGENT_TOKEN"
 ENV_AGENT_PORT: Final = "TRAINGUARD_AGENT_PORT"
+MTC_SERVER_PORT: Final = 9200  # HyperPod MTC in-memory checkpoint API (`checkpoint.mtc.server`)
 ENV_AGENT_HOST: Final = "TRAINGUARD_AGENT_HOST"
 ENV_LOG_DIR: Final = "TRAINGUARD_LOG_DIR"
 ENV_AGENT_CALLBACK_URL: Final = "TRAINGUARD_CALLBACK_URL"
@@ -84,12 +102,20 @@ ENV_JOB_NAME: Final = "TRAINGUARD_JOB_NAME"
 ENV_NNODES: Final = "NNODES"
 ENV_NPROC_PER_NODE: Final = "NPROC_PER_NODE"
 ENV_SHM_DIR: Final = "TRAINGUARD_SHM_DIR"
+# the node's MTC server (HyperPod in-memory checkpoint API), set by the local backend
+ENV_MTC_URL: Final = "TRAINGUARD_MTC_URL"
+ENV_MTC_SERVERS: Final = "TRAINGUARD_MTC_SERVERS"
+"""``--mtc`` (1) or ``--no-mtc`` (0) for ``run`` and ``cluster up`` when neither flag is given."""
 ENV_RESUME_STEP: Final = "TRAINGUARD_RESUME_STEP"
 ENV_JOB_RESTART_COUNT: Final = "JOB_RESTART_COUNT"
 ENV_JOB_UID: Final = "TRAINGUARD_JOB_UID"
 ENV_JOB_NAMESPACE: Final = "TRAINGUARD_JOB_NAMESPACE"
 # durable checkpoint location of the job (a per-job directory on the shared file system)
 ENV_CHECKPOINT_DIR: Final = "TRAINGUARD_CHECKPOINT_DIR"
+# mode of durable checkpoint files (octal, e.g. "0640"; default 0600, directories get x per r)
+ENV_CHECKPOINT_FILE_MODE: Final = "TRAINGUARD_CHECKPOINT_FILE_MODE"
+# where an agent writes its per-rank step/save timeline (JSONL; unset: not written)
+ENV_TIMELINE_FILE: Final = "TRAINGUARD_TIMELINE_FILE"
 
 # --- job conditions (DESIGN §2) ---------------------------------------------------------------
 COND_CREATED: Final = "Created"
@@ -98,12 +124,33 @@ COND_RUNNING: Final = "Running"
 COND_FAULTED: Final = "Faulted"
 COND_COMPLETED: Final = "Completed"
 COND_FAILED: Final = "Failed"
+COND_SUSPENDED: Final = "Suspended"
+"""True while the job has no pods because of ``runPolicy.suspend`` or its queue (Kueue)."""
 
 # --- event reasons ----------------------------------------------------------------------------
 REASON_NODE_FAULT: Final = "NodeFault"
 REASON_WORKER_CRASH: Final = "WorkerCrash"
 REASON_POD_LOST: Final = "PodLost"
 REASON_RUNNING: Final = "Running"
+REASON_TRAINING_RESUMED: Final = "TrainingResumed"
+"""After a restart: the first training step is done (when, from which step and tier)."""
+REASON_RECONCILE_ERROR: Final = "ReconcileError"
+"""An unexpected exception while reconciling one job: that job fails, the controller goes on."""
+REASON_VALIDATION_FAILED: Final = "ValidationFailed"
+"""A job applied through the API failed the checks of ``trainguard validate`` (`admission`)."""
+# a worker's checkpoint save failed (durable tier full, unreachable...): Warning, job goes on
+REASON_CHECKPOINT_FAILED: Final = "CheckpointFailed"
+# a requested fault (run --fault, fault inject) was carried out / could not be (Warning)
+REASON_SUSPENDED: Final = "Suspended"
+"""The job's pods were stopped (or never made): suspended, queued or evicted; no restart."""
+REASON_RESUMED: Final = "Resumed"
+"""A suspended job was admitted again: its pods come back and resume from a checkpoint."""
+REASON_SCALE_DOWN: Final = "ScaleDown"
+"""An elastic job shrank: a node was lost and no spare or free node could take its rank."""
+REASON_SCALE_UP: Final = "ScaleUp"
+"""An elastic job grew: more nodes became Schedulable (after the scale-up snooze)."""
+REASON_FAULT_INJECTED: Final = "FaultInjected"
+REASON_FAULT_NOT_INJECTED: Final = "FaultNotInjected"
 REASON_LOG_HANGING_PREFIX: Final = "LogStateHanging_"
 REASON_LOG_SLOW_PREFIX: Final = "LogStateSlow_"
 REASON_LOG_FAULT_PREFIX: Final = "LogStateFault_"
@@ -114,15 +161,28 @@ AGENT_REASON_LOG_FAULT_PREFIX: Final = "LogFault_"
 # --- restart types (status.latestFaultyPodInstanceList.restartType) ---------------------------
 RESTART_PLR: Final = "PLR"
 RESTART_JLR: Final = "JLR"
+RESTART_SCALE: Final = "Scale"
+"""An elastic resize: a restart at a new size; not counted against the restart limits."""
+
+
+class RestartType(StrEnum):
+    """A restart's type, as the ``restart_type`` label of the restart metric."""
+
+    PLR = RESTART_PLR
+    JLR = RESTART_JLR
+    SCALE = RESTART_SCALE
+
 
 # --- elastic agent (trainguard agent / hyperpodrun) -------------------------------------------
 AGENT_REASON_PRE_TRAIN_FAILED: Final = "PreTrainScriptFailed"
 AGENT_REASON_POST_TRAIN_FAILED: Final = "PostTrainScriptFailed"
-AGENT_REASON_COMPLETED: Final = "Completed"
-AGENT_REASON_STOPPED: Final = "Stopped"
+AGENT_SIGNAL_PATH: Final = "/trainguard/signal"
+"""The agent route that signals one of its own processes (fault injection without exec)."""
 ENV_AGENT_EXTENSIONS: Final = "TRAINGUARD_AGENT_EXTENSIONS"
 AGENT_EXTENSIONS_ENTRY_POINT: Final = "trainguard.agent_extensions"
 ENV_SPARE_REFILL_DELAY: Final = "TRAINGUARD_SPARE_REFILL_DELAY"
+ENV_COLD_START: Final = "TRAINGUARD_COLD_START"
+"""Set to 1: the agent starts every worker as a new interpreter (``--cold-start``), no zygote."""
 # what workers see (torchrun's names; HyperPod's agent sets the same)
 ENV_RANK: Final = "RANK"
 ENV_LOCAL_RANK: Final = "LOCAL_RANK"

@@ -10,16 +10,19 @@ exceptions are mapped at the boundary with ``raise ... from exc`` so the cause s
     ├── UserError                    the person can fix it (exit code 2 in the CLI)
     │   ├── SpecError                a manifest is invalid; carries every issue, not only the first
     │   ├── UsageError               a command-line value is malformed (fault spec, KEY=VALUE, ...)
+    │   │   └── UnsafeName           a name that would build a path is not a DNS-1123 name
     │   └── AuthError                a request without a valid token
     ├── PlatformError                trainguard's own state machine or store refused an operation
     │   ├── InvalidTransition        a lifecycle table forbids the move
     │   ├── NotFoundError            a named object does not exist
-    │   └── ConflictError            the object exists already / was changed concurrently
+    │   ├── ConflictError            the object exists already / was changed concurrently
+    │   └── LeaseLostError           this controller no longer holds the store's lease
     └── InfrastructureError          the world misbehaved: processes, network, disks, devices
         ├── AgentError               an agent answered with an error, or not at all
         │   └── AgentRefused         the agent answered, refusing the request
         │   └── ScriptFailed         a pre-/post-train script exited non-zero
         ├── BackendError             a backend could not create/delete nodes or pods
+        ├── StoreError               the store could not be read or written (locked, I/O)
         ├── CheckpointError          a checkpoint could not be written or read
         │   ├── CheckpointCorrupt    bytes on a tier do not match their manifest
         │   ├── CheckpointNotFound   no complete checkpoint at the asked step/tier
@@ -75,6 +78,10 @@ class UsageError(UserError):
     """A command-line argument or API parameter is malformed."""
 
 
+class UnsafeName(UsageError):
+    """A name used to build a path (job, namespace, pod, node) is not a DNS-1123 name."""
+
+
 class AuthError(UserError):
     """A request carried no token or a wrong one; nothing was done."""
 
@@ -99,6 +106,14 @@ class ConflictError(PlatformError):
     """The object exists already, or changed under us."""
 
 
+class LeaseLostError(PlatformError):
+    """This controller's lease was taken over (or expired): it must stop acting at once.
+
+    Raised by fenced store writes and by the lease renewal; never caught per job, so it ends
+    the controller's loop instead of being retried or failing a job.
+    """
+
+
 class InfrastructureError(TrainguardError):
     """Processes, network, disks or devices did not behave."""
 
@@ -115,6 +130,13 @@ class AgentRefused(AgentError):
 
 class BackendError(InfrastructureError):
     """A backend could not create, delete or inspect nodes or pods."""
+
+
+class StoreError(InfrastructureError):
+    """The store could not be read or written (a database locked past its timeout, an I/O
+    error); the library's exception is the cause. Retrying later may succeed."""
+
+    temporary = True
 
 
 class CheckpointError(InfrastructureError):
@@ -150,3 +172,9 @@ class ScriptFailed(AgentError):
         self.script, self.exitcode, self.stderr = script, exitcode, stderr
         detail = f": {stderr.strip()}" if stderr.strip() else ""
         super().__init__(f"{script} exited with code {exitcode}{detail}")
+
+
+class CorruptRecord(ValueError):
+    """A stored job whose manifest, status or state the models refuse (written below
+    validation). Deliberately outside `TrainguardError`, which a controller step retries: the
+    controller fails that one job instead (`trainguard.controller.isolation`)."""

@@ -24,8 +24,9 @@ from typing import Any
 
 from trainguard import constants as c
 from trainguard.agent.protocol import DEFAULT_PORT
-from trainguard.agent.spare import DEFAULT_PRELOAD, parse_preload
+from trainguard.agent.spare_worker import DEFAULT_PRELOAD, parse_preload
 from trainguard.errors import UsageError
+from trainguard.permissions import check_secret_file
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +34,10 @@ MONITOR_INTERVAL = 0.05
 DEFAULT_SHUTDOWN_TIMEOUT = 30.0
 EPILOG = f"""\
 environment (beats the matching flag): {c.ENV_SPARE_REFILL_DELAY} (seconds after a start before
-hot spares are refilled, default 5), {c.ENV_AGENT_PORT} (--server-port),
-{c.ENV_AGENT_HOST} (--server-host), {c.ENV_LOG_DIR} (--log-dir), {c.ENV_AGENT_TOKEN}
-(--token-file), {c.ENV_SHM_DIR} (node-local memory dir for checkpoints; a private dir under
-/dev/shm otherwise), {c.ENV_POD_NAME}, {c.ENV_JOB_NAME}."""
+hot spares are refilled, default 5), {c.ENV_COLD_START}=1 (--cold-start),
+{c.ENV_AGENT_PORT} (--server-port), {c.ENV_AGENT_HOST} (--server-host), {c.ENV_LOG_DIR}
+(--log-dir), {c.ENV_AGENT_TOKEN} (--token-file), {c.ENV_SHM_DIR} (node-local memory dir for
+checkpoints; a private dir under /dev/shm otherwise), {c.ENV_POD_NAME}, {c.ENV_JOB_NAME}."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,8 @@ class AgentConfig:
         pre_train: script and opaque argument string run before every start.
         post_train: script and argument string run after the workers all succeed.
         hot_spares: keep pre-forked workers with torch imported.
+        cold_start: start every worker as a new interpreter; by default the agent's zygote
+            (torch imported, `trainguard.agent.zygote`) forks them.
         spare_preload: modules every hot spare imports while parked.
         shm_dir: node-local memory directory for checkpoints (None: make a private one).
         monitor_interval: seconds between monitor steps.
@@ -84,6 +87,7 @@ class AgentConfig:
     pre_train: tuple[str, str] | None = None
     post_train: tuple[str, str] | None = None
     hot_spares: bool = False
+    cold_start: bool = False
     spare_preload: tuple[str, ...] = DEFAULT_PRELOAD
     shm_dir: str | None = None
     monitor_interval: float = MONITOR_INTERVAL
@@ -113,6 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add(parser, "--token-file", default=None, help=f"bearer token file ({c.ENV_AGENT_TOKEN})")
     _add(parser, "--insecure-no-auth", action="store_true", help="serve without a token")
     _add(parser, "--hot-spares", action="store_true", help="keep pre-forked, torch-loaded workers")
+    _add(
+        parser,
+        "--cold-start",
+        action="store_true",
+        help="start each worker as a new interpreter instead of forking it from the zygote",
+    )
     _add(
         parser,
         "--spare-preload",
@@ -164,6 +174,7 @@ def parse_config(argv: Sequence[str], env: Mapping[str, str]) -> AgentConfig:
             (args.post_train_script, args.post_train_args) if args.post_train_script else None
         ),
         hot_spares=args.hot_spares,
+        cold_start=args.cold_start or env.get(c.ENV_COLD_START, "") not in {"", "0"},
         spare_preload=parse_preload(args.spare_preload),
         shm_dir=env.get(c.ENV_SHM_DIR) or None,
         monitor_interval=min(float(args.monitor_interval), MONITOR_INTERVAL),
@@ -243,6 +254,7 @@ def _port(from_env: str | None, flag: int) -> int:
 def _token(env: Mapping[str, str], token_file: str | None, *, insecure: bool) -> str | None:
     token = env.get(c.ENV_AGENT_TOKEN)
     if not token and token_file:
+        check_secret_file(token_file, what="--token-file")
         try:
             token = Path(token_file).read_text().strip()
         except OSError as exc:

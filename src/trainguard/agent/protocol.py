@@ -26,6 +26,21 @@ DEFAULT_PORT = 8080
 RESTART_MODE_PLR = "process_level_restart"
 RESTART_MODE_IPR = "in_process_restart"
 PROGRESS_PREFIX = "trainguard"
+NO_RANK = -1
+"""HyperPod's ``rank`` for "no rank yet" (a pod the operator has not placed); never reported
+as ``assigned_rank``."""
+DEFAULT_STOP_RESTART_MODE = "ipr"
+EMPTY_MASTER_ADDR = "Empty master_addr received from operator"
+"""HyperPod's validation message for an empty ``master_addr`` (clients match on it)."""
+CHECKPOINT_ERROR_LIMIT = 1024
+"""Characters of a failed save's error kept in status and events (one DCP failure can print
+every rank's traceback)."""
+RESUME_REASON_LIMIT = 1024
+"""Characters of a resume's reason kept (it goes into the job status)."""
+MAX_SAVE_STALLS = 64
+"""Stalls of the newest saves kept in ``/status`` (``save_stalls``): the controller polls about
+every second, so more saves than this between two polls are rare; they count in
+``checkpoint_saves`` but their stalls are not observed."""
 
 
 class AgentState(StrEnum):
@@ -46,6 +61,8 @@ TRANSITIONS: dict[AgentState, frozenset[AgentState]] = {
     S.READY: frozenset({S.RUNNING, S.SHUTDOWN}),
     S.RUNNING: frozenset({S.COMPLETED, S.FAULTED, S.STOPPING, S.SHUTDOWN}),
     S.FAULTED: frozenset({S.STOPPING, S.SHUTDOWN}),
+    # HyperPod has STOPPING -> READY only: its /shutdown during a stop answers 200 and is
+    # dropped, so the agent never exits until it is killed. We let it end the agent.
     S.STOPPING: frozenset({S.READY, S.SHUTDOWN}),
     S.COMPLETED: frozenset({S.SHUTDOWN, S.STOPPING}),
     S.SHUTDOWN: frozenset(),
@@ -93,10 +110,10 @@ class TrainguardStart(_Wire):
 class UpdateRequest(_Wire):
     """Body of ``POST /update``: new rendezvous, IP table, log rules or spare flag."""
 
-    rank: int = Field(ge=0)
+    rank: int = Field(ge=NO_RANK, description="Node (group) rank; -1: no rank yet.")
     nnodes: int = Field(ge=1)
     fault_count: int = Field(alias="faultCount", ge=0)
-    master_addr: str = Field(min_length=1)
+    master_addr: str
     master_port: int
     log_monitoring_configuration: list[dict[str, Any]] | None = None
     ip_version: str | None = Field(default=None, alias="ipVersion")
@@ -104,6 +121,13 @@ class UpdateRequest(_Wire):
     worker_data: Any = None
     spare: bool = False
     trainguard: TrainguardStart | None = None
+
+    @field_validator("master_addr")
+    @classmethod
+    def _master_addr_given(cls, value: str) -> str:
+        if not value:
+            raise ValueError(EMPTY_MASTER_ADDR)
+        return value
 
     @field_validator("master_port", mode="before")
     @classmethod
@@ -127,9 +151,18 @@ class StartRequest(UpdateRequest):
 class StopRequest(_Wire):
     """Body of ``POST /stop`` (optional): how to stop the workers."""
 
-    restart_mode: str = Field(default="ipr")
-    is_graceful: bool = Field(default=False, description="SIGUSR1 instead of the shutdown signal.")
+    restart_mode: str = Field(
+        default=DEFAULT_STOP_RESTART_MODE, description="null means the default, as in HyperPod."
+    )
+    is_graceful: bool | None = Field(
+        default=None, description="SIGUSR1 instead of the shutdown signal; null: not graceful."
+    )
     timeout: int | None = Field(default=None, ge=0, description="Seconds before SIGKILL.")
+
+    @field_validator("restart_mode", mode="before")
+    @classmethod
+    def _default_mode(cls, value: Any) -> Any:
+        return DEFAULT_STOP_RESTART_MODE if value is None else value
 
 
 class WorkerFailure(BaseModel):
@@ -148,6 +181,92 @@ class Resume(BaseModel):
 
     step: int | None = None
     tier: str | None = None
+    seconds: float | None = Field(default=None, description="How long the restore took.")
+    world_size: int | None = Field(default=None, description="Ranks that restored it.")
+    saved_world_size: int | None = Field(default=None, description="Ranks that saved it.")
+    reason: str | None = Field(
+        default=None,
+        max_length=RESUME_REASON_LIMIT,
+        description="Why a tier or a newer step was passed over (a resize...).",
+    )
+
+    @classmethod
+    def from_message(cls, message: dict[str, Any]) -> Resume:
+        """From a ``resume_report`` socket message (the reason cut to its limit)."""
+        step, seconds, reason = message.get("step"), message.get("seconds"), message.get("reason")
+        return cls(
+            step=int(step) if step is not None else None,
+            tier=message.get("tier"),
+            seconds=float(seconds) if isinstance(seconds, int | float) else None,
+            world_size=_count(message.get("world_size")),
+            saved_world_size=_count(message.get("saved_world_size")),
+            reason=str(reason)[:RESUME_REASON_LIMIT] if reason else None,
+        )
+
+
+def _count(value: Any) -> int | None:
+    """A world size from a worker message (a positive int), else None."""
+    ok = isinstance(value, int) and not isinstance(value, bool) and value > 0
+    return int(value) if ok else None
+
+
+class CheckpointFailure(BaseModel):
+    """A checkpoint save that failed on a worker of this agent (trainguard addition)."""
+
+    step: int
+    rank: int = Field(description="Global rank of the worker whose save failed.")
+    tier: str = "durable"
+    message: str = Field(max_length=CHECKPOINT_ERROR_LIMIT)
+    time: float = Field(description="Epoch seconds when the agent heard of it.")
+
+    @classmethod
+    def from_message(cls, message: dict[str, Any], *, time: float) -> CheckpointFailure:
+        """From a ``ckpt_save_failed`` socket message (the error cut to its limit)."""
+        return cls(
+            step=int(message["step"]),
+            rank=int(message["rank"]),
+            tier=str(message.get("tier") or "durable"),
+            message=str(message.get("error") or "unknown error")[:CHECKPOINT_ERROR_LIMIT],
+            time=time,
+        )
+
+
+class RankStep(BaseModel):
+    """The newest training step one worker reported."""
+
+    step: int = Field(ge=0)
+    loss: float | None = None
+    time: float = Field(description="Epoch seconds when the agent heard of it.")
+
+
+class Training(BaseModel):
+    """How far the workers of this agent are since their last start (``train_step`` reports)."""
+
+    step: int = Field(ge=0, description="The lowest newest step over this agent's ranks.")
+    total: int | None = Field(default=None, description="Steps in total, when the script said.")
+    loss: float | None = Field(default=None, description="Loss of the lowest rank here.")
+    first_step: int = Field(ge=0, description="The first step reported after the last start.")
+    first_step_at: float = Field(description="Epoch seconds of that first report.")
+    ranks: dict[str, RankStep] = Field(default_factory=dict, description="Global rank -> step.")
+
+
+class WorkerFacts(BaseModel):
+    """What the agent sees of one worker process (trainguard addition), for finding which rank
+    of a stalled job is the culprit (`trainguard.policy.culprit`). Times are the agent's epoch
+    seconds; compare them with ``sampled_at``, never with another machine's clock."""
+
+    local_rank: int
+    global_rank: int
+    pid: int
+    state: str | None = Field(
+        default=None, description="State letter from /proc/<pid>/stat (R, S, D, T, Z); None: gone."
+    )
+    state_since: float = Field(description="When the worker entered ``state``.")
+    cpu_seconds: float = Field(default=0.0, description="User + system CPU time so far.")
+    cpu_since: float = Field(description="When ``cpu_seconds`` last advanced.")
+    last_log_at: float | None = Field(default=None, description="When it last wrote a line.")
+    step: int | None = Field(default=None, description="The last step it reported (checkpoint).")
+    sampled_at: float = Field(description="When the agent read these facts.")
 
 
 class TrainguardStatus(BaseModel):
@@ -164,7 +283,28 @@ class TrainguardStatus(BaseModel):
     )
     resume: Resume | None = None
     rules: dict[str, str] = Field(default_factory=dict, description="Rule name -> rule state.")
+    rule_lines_dropped: int = Field(
+        default=0,
+        description="Log lines the rules never saw: dropped because evaluation fell behind.",
+    )
+    rule_lines_evaluated: int = Field(
+        default=0, description="Log line parts the rules evaluated since the last start."
+    )
     worker_pids: list[int] = Field(default_factory=list)
+    workers: list[WorkerFacts] = Field(
+        default_factory=list, description="Per local rank: process state, CPU time, last log line."
+    )
+    checkpoint_failures: int = Field(default=0, description="Failed saves since the agent began.")
+    last_checkpoint_failure: CheckpointFailure | None = None
+    checkpoint_saves: int = Field(
+        default=0, description="Saves whose blocking part ended, since the agent began."
+    )
+    save_stalls: list[float] = Field(
+        default_factory=list,
+        max_length=MAX_SAVE_STALLS,
+        description="Seconds the loop waited in each of the newest saves, oldest first.",
+    )
+    training: Training | None = None
 
 
 class AgentStatus(BaseModel):

@@ -3,7 +3,9 @@
 `ElasticAgent.step` is one pass (tests call it); `run` repeats it every ``monitor_interval``
 (50 ms, so a worker exit is reported well within 200 ms) until ``/shutdown`` or SIGTERM. The
 HTTP thread only records requests in `AgentCore`; everything that touches processes happens
-here, on the main thread, one thing at a time.
+here, on the main thread, one thing at a time. Log rules are the exception: the loop only reads
+new lines and hands them to a `RuleRunner`, whose thread evaluates them, so no log line can
+stall the loop (`trainguard.agent.rule_runner` says how).
 """
 
 from __future__ import annotations
@@ -20,34 +22,38 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs, Std
+from torch.distributed.elastic.multiprocessing import Std
 
 from trainguard import constants as c
-from trainguard.agent import ipc
+from trainguard.agent.checkpoint_progress import ProgressTracker
 from trainguard.agent.config import AgentConfig
+from trainguard.agent.logfiles import PrivateLogsSpecs
 from trainguard.agent.logs import LogFollower, tail_lines
-from trainguard.agent.processes import reap_orphans
-from trainguard.agent.progress import ProgressTracker
-from trainguard.agent.protocol import (
-    AgentState,
-    Resume,
-    StartRequest,
-    StopRequest,
-    UpdateRequest,
-    WorkerFailure,
-)
-from trainguard.agent.rendezvous import Assignment, assignment_from, static_env, worker_envs
+from trainguard.agent.protocol import AgentState, StartRequest, StopRequest, UpdateRequest
+from trainguard.agent.rendezvous import Assignment, assignment_from, worker_envs
+from trainguard.agent.rule_runner import RuleRunner
 from trainguard.agent.scripts import run_script
 from trainguard.agent.sockets import SocketServer
 from trainguard.agent.state import AgentCore, PendingStart, PendingStop
+from trainguard.agent.timeline import Timeline
+from trainguard.agent.training import TrainingTracker
+from trainguard.agent.watch import WorkerWatch
+from trainguard.agent.worker_messages import WorkerMessages
 from trainguard.agent.workers import LaunchSpec, WorkerExit, WorkerGroup
+from trainguard.agent.zygote_client import ZygoteKeeper, ZygoteUnavailable
 from trainguard.clock import Clock, SystemClock
 from trainguard.errors import NotFoundError, ScriptFailed
+from trainguard.permissions import private_dir
 from trainguard.policy.log_rules import RuleEngine, RuleState, Verdict, parse_rules
+from trainguard.proctree import reap_orphans
 
 log = logging.getLogger(__name__)
-CHECKPOINT_HOLD = "checkpoint"
+FINISHED_HOLD = "finished"
+"""The rule-timer hold of a worker that exited with code 0."""
 DEFAULT_REFILL_DELAY = 5.0
+REAP_EVERY_S = 1.0
+"""Adopted orphans are reaped once a second, not every step: listing the children of every
+agent thread was a third of a monitor step's CPU (stopping workers reaps at once anyway)."""
 _VERDICT_PREFIX = {
     RuleState.HANGING: c.AGENT_REASON_LOG_HANG_PREFIX,
     RuleState.SLOW: c.AGENT_REASON_LOG_SLOW_PREFIX,
@@ -55,7 +61,7 @@ _VERDICT_PREFIX = {
 }
 
 
-class ElasticAgent:
+class ElasticAgent(WorkerMessages):
     """One pod's agent.
 
     Args:
@@ -63,6 +69,7 @@ class ElasticAgent:
         clock: time source.
         pod: pod name (``POD_NAME``; the host name otherwise).
         spares: a `SparePool` when ``--hot-spares`` is on.
+        zygotes: the `ZygoteKeeper` that forks workers (None with ``--cold-start``).
     """
 
     def __init__(
@@ -72,25 +79,29 @@ class ElasticAgent:
         clock: Clock | None = None,
         pod: str | None = None,
         spares: Any = None,
+        zygotes: ZygoteKeeper | None = None,
     ) -> None:
         self.config = config
         self.clock = clock or SystemClock()
         self.core = AgentCore(clock=self.clock, pod=pod or os.uname().nodename, pid=os.getpid())
         self.progress = ProgressTracker(config.nproc)
+        self.timeline = Timeline.from_env(pod=self.core.pod, clock=self.clock)
+        self.training = TrainingTracker(self.clock.wall)
         self.sockets = SocketServer()
         self.spares = spares
+        self.zygotes = zygotes
         self._private_shm = config.shm_dir is None
         self.shm_dir = Path(config.shm_dir or tempfile.mkdtemp(prefix="trainguard-", dir=_shm()))
-        self.shm_dir.mkdir(parents=True, exist_ok=True)
-        self._logs = DefaultLogsSpecs(log_dir=config.log_dir, redirects=Std.ALL, tee=Std.ALL)
+        private_dir(self.shm_dir)  # checkpoints and replicas of this pod's ranks
+        self._logs = PrivateLogsSpecs(log_dir=config.log_dir, redirects=Std.ALL, tee=Std.ALL)
         self._group: WorkerGroup | None = None
         self._assignment: Assignment | None = None
-        self._engine: RuleEngine | None = None
-        self._engine_lock = threading.Lock()
-        self._saving: set[int] = set()
+        self._rules: RuleRunner | None = None
+        self._watch: WorkerWatch | None = None
         self._followers: dict[int, list[LogFollower]] = {}
         self._signalled = False
         self._refill_at: float | None = None
+        self._reaped_at = float("-inf")
         self.refill_delay = float(os.environ.get(c.ENV_SPARE_REFILL_DELAY, DEFAULT_REFILL_DELAY))
         self._register_socket_handlers()
 
@@ -136,23 +147,31 @@ class ElasticAgent:
             self._stop(pending.request)
             if pending.then is AgentState.SHUTDOWN:
                 return False
-            self.core.move(AgentState.READY, reason=c.AGENT_REASON_STOPPED)
+            self.core.move(AgentState.READY, reason=None)
         if self.core.state is AgentState.SHUTDOWN:
             self._stop(StopRequest())
             return False
         self._watch_workers()
+        if self._watch is not None and self._watch.sample():
+            self.core.set_facts(workers=self._watch.facts())
         self._watch_logs()
         self._refill_spares()
-        self.core.set_facts(progress=self.progress.payload())
-        reap_orphans(keep=self._owned_pids())
+        self.core.set_facts(
+            progress=self.timeline.merge(self.progress.payload()),
+            training=self.training.payload(),
+        )
+        self._reap_orphans()
         return True
 
     def close(self) -> None:
         """Stop workers, socket server and spares; remove a private shm dir."""
         self._stop(StopRequest())
         self.sockets.close()
+        self.timeline.close()
         if self.spares is not None:
             self.spares.close()
+        if self.zygotes is not None:
+            self.zygotes.close()
         if self._private_shm:
             shutil.rmtree(self.shm_dir, ignore_errors=True)
 
@@ -160,6 +179,7 @@ class ElasticAgent:
 
     def _launch(self, request: StartRequest) -> None:
         self._stop(StopRequest())
+        self.training.reset()
         assignment = assignment_from(request, nproc=self.config.nproc)
         self._assignment = assignment
         envs = worker_envs(
@@ -182,8 +202,7 @@ class ElasticAgent:
                     r: f"[rank{assignment.global_rank(r)}]:" for r in range(assignment.nproc)
                 },
             )
-            taken = self.spares.take(assignment.nproc) if self.spares is not None else None
-            self._group = WorkerGroup.launch(spec, logs=self._logs, spares=taken)
+            self._group = self._start_group(spec, assignment.nproc)
         except ScriptFailed as exc:
             self.core.fault(reason=c.AGENT_REASON_PRE_TRAIN_FAILED, message=str(exc), failures=[])
             return
@@ -195,8 +214,25 @@ class ElasticAgent:
         finally:
             self._install_signals()
         self._refill_at = self.clock.monotonic() + self.refill_delay
-        self.core.set_facts(worker_pids=self._group.pids())
+        pids = self._group.pids()
+        ranks = [assignment.global_rank(r) for r in range(len(pids))]
+        self._watch = WorkerWatch(pids, ranks, clock=self.clock)
+        self.core.set_facts(worker_pids=pids, workers=[])
+        self.timeline.started(restart=request.fault_count, ranks=ranks)
         self._start_rules(request)
+
+    def _start_group(self, spec: LaunchSpec, nproc: int) -> WorkerGroup:
+        """Parked hot spares if there are, else forked by the zygote, else cold."""
+        taken = self.spares.take(nproc) if self.spares is not None else None
+        zygote = self.zygotes.current() if self.zygotes is not None else None
+        keep = self._helper_pids()
+        if taken is None and zygote is not None:
+            try:
+                return WorkerGroup.launch(spec, logs=self._logs, zygote=zygote, keep=keep)
+            except ZygoteUnavailable as exc:
+                assert self.zygotes is not None
+                self.zygotes.failed(exc)
+        return WorkerGroup.launch(spec, logs=self._logs, spares=taken, keep=keep)
 
     def _extra_env(self) -> dict[str, str]:
         extra = {c.ENV_AGENT_SOCKET: str(self.sockets.path), c.ENV_SHM_DIR: str(self.shm_dir)}
@@ -218,26 +254,26 @@ class ElasticAgent:
             rank: [LogFollower(p) for s in ("stdout", "stderr") if (p := group.log_file(rank, s))]
             for rank in range(group.nprocs)
         }
-        with self._engine_lock:
-            self._saving = set()
-            self._engine = (
+        if rules:
+            self._rules = RuleRunner(
                 RuleEngine(rules, range(group.nprocs), now=self.clock.monotonic())
-                if rules
-                else None
             )
 
     # --- stop ---------------------------------------------------------------------------------
 
     def _stop(self, request: StopRequest) -> None:
         group, self._group = self._group, None
-        with self._engine_lock:
-            self._engine = None
+        rules, self._rules = self._rules, None
+        self._watch = None
+        if rules is not None:
+            rules.close()
         if group is None:
             return
         sig = signal.SIGUSR1 if request.is_graceful else self.config.shutdown_signal
         timeout = self.config.shutdown_timeout if request.timeout is None else request.timeout
-        group.stop(sig=sig, timeout=timeout, keep=sorted(self._spare_pids()))
-        self.core.set_facts(worker_pids=[])
+        group.stop(sig=sig, timeout=timeout, keep=sorted(self._helper_pids()))
+        self.timeline.stopped()
+        self.core.set_facts(worker_pids=[], workers=[])
 
     # --- watching -----------------------------------------------------------------------------
 
@@ -246,17 +282,27 @@ class ElasticAgent:
         if group is None or group.closed:
             return
         exits = group.poll()
+        self._hold_finished_streams(group.take_successes())
         if exits:
             self._report_exits(exits)
         elif group.all_succeeded() and self.core.state is AgentState.RUNNING:
             group.close()
             self._finish()
 
+    def _hold_finished_streams(self, local_ranks: list[int]) -> None:
+        """A worker that exited 0 has finished: its log stream is judged no more, so the ranks
+        still busy at the end (a final save) do not make it look hung (a rule's silence timer
+        counts only while its stream can still print)."""
+        if self._rules is None or not local_ranks:
+            return
+        now = self.clock.monotonic()
+        for rank in local_ranks:
+            self._rules.hold(rank, FINISHED_HOLD, now, begin=True)
+
     def _report_exits(self, exits: list[WorkerExit]) -> None:
         assert self._assignment is not None
         failures = [
-            _failure(e, self._assignment.global_rank(e.local_rank), self.clock.wall())
-            for e in exits
+            e.failure(self._assignment.global_rank(e.local_rank), self.clock.wall()) for e in exits
         ]
         first = exits[0]
         message = "; ".join(
@@ -275,27 +321,29 @@ class ElasticAgent:
                     reason=c.AGENT_REASON_POST_TRAIN_FAILED, message=str(exc), failures=[]
                 )
                 return
-        self.core.move(AgentState.COMPLETED, reason=c.AGENT_REASON_COMPLETED)
+        self.core.move(AgentState.COMPLETED, reason=None)
 
     def _watch_logs(self) -> None:
-        """Feed new log lines to the rules; they freeze once the workers no longer run."""
-        if self.core.state is not AgentState.RUNNING:
+        """Note who wrote lines; feed them to the rules, which freeze once the workers stop."""
+        rules, watch = self._rules, self._watch
+        if watch is None or self.core.state is not AgentState.RUNNING:
             return
         now = self.clock.monotonic()
-        with self._engine_lock:
-            engine = self._engine
-            if engine is None:
-                return
-            for rank, followers in self._followers.items():
-                for follower in followers:
-                    for line in follower.read():
-                        engine.feed(rank, line, now)
-            engine.tick(now)
-            states = {name: state.value for name, state in engine.states().items()}
-            verdict = engine.verdict()
-        self.core.set_facts(rules=states)
-        if verdict is not None and self.core.state is AgentState.RUNNING:
-            self._report_verdict(verdict)
+        lines = [
+            (rank, line) for rank, fs in self._followers.items() for f in fs for line in f.read()
+        ]
+        watch.saw_lines(rank for rank, _ in lines)
+        self.timeline.lines(lines)
+        if rules is None:
+            return
+        rules.submit(lines, now)
+        report = rules.report()
+        states = {name: state.value for name, state in report.states.items()}
+        self.core.set_facts(
+            rules=states, rule_lines_dropped=report.dropped, rule_lines_evaluated=report.evaluated
+        )
+        if report.verdict is not None and self.core.state is AgentState.RUNNING:
+            self._report_verdict(report.verdict)
 
     def _report_verdict(self, verdict: Verdict) -> None:
         reason = _VERDICT_PREFIX[verdict.state] + verdict.rule
@@ -305,70 +353,38 @@ class ElasticAgent:
             message += f"; last matched line: {verdict.line}"
         self.core.fault(reason=reason, message=message, failures=[])
 
-    # --- worker socket ------------------------------------------------------------------------
-
-    def _register_socket_handlers(self) -> None:
-        register = self.sockets.register
-        register(ipc.CKPT_INFO_UPDATE, self._on_ckpt_update)
-        register(ipc.CKPT_INFO_GET, lambda _m: {"progress": dict(self.core.start_progress)})
-        register(ipc.CKPT_SAVE_BEGIN, lambda m: self._on_save(m, begin=True))
-        register(ipc.CKPT_SAVE_END, lambda m: self._on_save(m, begin=False))
-        register(ipc.RESUME_REPORT, self._on_resume)
-
-    def _on_ckpt_update(self, message: dict[str, Any]) -> dict[str, Any]:
-        held = message.get("held")
-        self.progress.update(
-            int(message["local_rank"]),
-            step=int(message["step"]),
-            tier=str(message.get("tier", "memory")),
-            path=message.get("path"),
-            held=[int(s) for s in held] if isinstance(held, list) else None,
-        )
-        self.core.set_facts(progress=self.progress.payload())
-        return {"ok": True}
-
-    def _on_save(self, message: dict[str, Any], *, begin: bool) -> dict[str, Any]:
-        rank = int(message["local_rank"])
-        if not 0 <= rank < self.config.nproc:
-            raise ValueError(f"local_rank {rank} is not in 0..{self.config.nproc - 1}")
-        now = self.clock.monotonic()
-        with self._engine_lock:
-            if begin:
-                self._saving.add(rank)
-            else:
-                self._saving.discard(rank)
-            if self._engine is not None:
-                toggle = self._engine.hold if begin else self._engine.release
-                toggle(rank, CHECKPOINT_HOLD, now)
-        return {"ok": True}
-
-    def _on_resume(self, message: dict[str, Any]) -> dict[str, Any]:
-        step = message.get("step")
-        tier = message.get("tier")
-        resume = Resume(step=int(step) if step is not None else None, tier=tier)
-        self.core.set_facts(resume=resume)
-        return {"ok": True}
-
     # --- hot spares ---------------------------------------------------------------------------
 
     def _refill_spares(self) -> None:
-        """Park new spares once nothing is starting: importing torch beside starting workers
-        would slow their start down (measured: 2.8 s -> 5.5 s to the first step on 2 cores)."""
-        if self.spares is None or self._refill_at is None:
+        """Park new spares (and replace a dead zygote) once nothing is starting: importing
+        torch beside starting workers would slow their start down (measured: 2.8 s -> 5.5 s to
+        the first step on 2 cores)."""
+        if self._refill_at is None:
             return
         starting = self.core.state is AgentState.RUNNING and self._group is not None
         if starting and self.clock.monotonic() < self._refill_at:
             return
         self._refill_at = None
-        self.spares.fill()
+        if self.spares is not None:
+            self.spares.fill()
+        if self.zygotes is not None:
+            self.zygotes.ensure()
 
     # --- helpers ------------------------------------------------------------------------------
 
-    def _spare_pids(self) -> set[int]:
-        return set(self.spares.pids()) if self.spares is not None else set()
+    def _reap_orphans(self) -> None:
+        now = self.clock.monotonic()
+        if now - self._reaped_at >= REAP_EVERY_S:
+            self._reaped_at = now
+            reap_orphans(keep=self._owned_pids())
+
+    def _helper_pids(self) -> set[int]:
+        """Parked spares and the zygote: children that are not workers."""
+        spares = set(self.spares.pids()) if self.spares is not None else set()
+        return spares | (self.zygotes.pids() if self.zygotes is not None else set())
 
     def _owned_pids(self) -> set[int]:
-        owned = self._spare_pids()
+        owned = self._helper_pids()
         if self._group is not None:
             owned |= set(self._group.pids())
         return owned
@@ -385,21 +401,5 @@ class ElasticAgent:
         self._signalled = True
 
 
-def _failure(exit_: WorkerExit, global_rank: int, now: float) -> WorkerFailure:
-    return WorkerFailure(
-        local_rank=exit_.local_rank,
-        global_rank=global_rank,
-        exitcode=exit_.exitcode,
-        signal=exit_.signal,
-        time=now,
-        message=exit_.message,
-    )
-
-
 def _shm() -> str | None:
     return "/dev/shm" if os.path.isdir("/dev/shm") else None
-
-
-def spare_environment(config: AgentConfig) -> dict[str, str]:
-    """Environment of parked hot spares: the agent's plus the rendezvous-free worker env."""
-    return dict(os.environ) | static_env(nproc=config.nproc, inherited=os.environ)

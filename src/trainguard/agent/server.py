@@ -1,11 +1,15 @@
 """The agent's HTTP control API (DESIGN §3), served by uvicorn in a thread of the agent.
 
 Routes and bodies are HyperPod's (`trainguard.agent.protocol`). Every request, documentation
-pages included, must carry ``Authorization: Bearer <token>``; the check runs in a middleware,
-before any body is parsed or any handler runs, so a request without the token can never change
-anything (401). The token is compared in constant time. Refusals keep HyperPod's codes where it
-has them (422 for a bad body) and add ours: 409 when the state table forbids the request, 404
-for ``/logs`` of a rank this agent does not run.
+pages included, must carry ``Authorization: Bearer <token>``; the check runs in
+`trainguard.httpguard`'s middleware, before any body is read or any handler runs, so a request
+without the token can never change anything (401). The token is compared in constant time. The
+same middleware caps bodies (413) and the server's connections (`MAX_CONNECTIONS`), so no
+client can exhaust the memory or the descriptors the worker monitor and checkpoint socket need.
+Refusals keep HyperPod's codes where it has them (422 for a bad body, quoting little of it) and
+add ours: 409 when the state table forbids the request (but ``/start`` while running, ``/stop``
+while ready or stopping and a repeated ``/shutdown`` answer 200, as HyperPod does), 404 for
+``/logs`` of a rank this agent does not run. Bodies without a ``Content-Type`` are JSON.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import hmac
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import uvicorn
@@ -22,8 +26,6 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from trainguard.agent.protocol import (
-    AUTH_HEADER,
-    AUTH_SCHEME,
     StartRequest,
     StopRequest,
     UpdateRequest,
@@ -36,8 +38,11 @@ from trainguard.errors import (
     SpecError,
     UsageError,
 )
+from trainguard.httpguard import MAX_ERRORS_QUOTED, Authorize, guard, quote, server_config
 
 log = logging.getLogger(__name__)
+MAX_CONNECTIONS = 64
+"""Connections the agent's API holds at most (the controller needs one or two per pod)."""
 
 
 class Controls(Protocol):
@@ -63,8 +68,11 @@ def build_app(
             (``--insecure-no-auth`` only).
         routers: extra routes from extensions (guarded by the same token).
     """
-    app = FastAPI(title="trainguard agent")
-    app.middleware("http")(_auth_middleware(token))
+    # HyperPod's clients may send JSON without a Content-Type (its own tests do); we read it as
+    # JSON. The CSRF this guards against elsewhere cannot happen here: every route needs the
+    # bearer token, which a browser never adds to a cross-site request.
+    app = FastAPI(title="trainguard agent", strict_content_type=False)
+    guard(app, authorize=_token_check(token))
     _add_errors(app)
     core = controls.core
 
@@ -107,22 +115,13 @@ def build_app(
     return app
 
 
-Next = Callable[[Request], Awaitable[Response]]
+def _token_check(token: str | None) -> Authorize | None:
+    if token is None:
+        return None
+    expected = token.encode()
 
-
-def _auth_middleware(token: str | None) -> Callable[[Request, Next], Awaitable[Response]]:
-    expected = f"{AUTH_SCHEME} {token}".encode() if token else None
-
-    async def check(request: Request, call_next: Next) -> Response:
-        if expected is not None:
-            given = request.headers.get(AUTH_HEADER, "").encode()
-            if not hmac.compare_digest(given, expected):
-                return JSONResponse(
-                    {"detail": "missing or wrong bearer token"},
-                    status_code=401,
-                    headers={"WWW-Authenticate": AUTH_SCHEME},
-                )
-        return await call_next(request)
+    async def check(given: str) -> object | None:
+        return True if hmac.compare_digest(given.encode(), expected) else None
 
     return check
 
@@ -138,9 +137,10 @@ def _add_errors(app: FastAPI) -> None:
 
         async def handler(request: Request, exc: Exception, code: int = code) -> JSONResponse:
             del request
-            detail: Any = str(exc)
+            detail: Any = quote(str(exc))
             if isinstance(exc, SpecError):
-                detail = [{"loc": i.path, "msg": i.message} for i in exc.issues]
+                issues = exc.issues[:MAX_ERRORS_QUOTED]
+                detail = [{"loc": quote(i.path), "msg": quote(i.message)} for i in issues]
             return JSONResponse({"detail": detail}, status_code=code)
 
         app.add_exception_handler(kind, handler)
@@ -166,13 +166,13 @@ class ServerThread:
         log_level: str = "info",
         shutdown_timeout: float = 300,
     ) -> None:
-        config = uvicorn.Config(
+        config = server_config(
             app,
             host=host,
             port=port,
+            max_connections=MAX_CONNECTIONS,
             log_level=log_level,
             access_log=log_level == "debug",
-            timeout_keep_alive=5,
             timeout_graceful_shutdown=int(shutdown_timeout),
         )
         self._server = uvicorn.Server(config)

@@ -1,4 +1,4 @@
-"""The agent's side of the worker socket (`trainguard.agent.ipc` framing).
+"""The agent's side of the worker socket (`trainguard.ipc` framing).
 
 One thread per connection (a node has a handful of workers, and a handler such as a peer fetch
 may take seconds without stalling the others). Handlers are looked up by message ``type`` in a
@@ -19,7 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from trainguard.agent import ipc
+from trainguard import ipc
+from trainguard.permissions import PRIVATE_FILE
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,8 @@ class SocketServer:
         """Bind and serve."""
         self.path.unlink(missing_ok=True)
         server = _Server(str(self.path), _Connection)
+        # Connecting needs write permission on the socket file: only our own workers may.
+        os.chmod(self.path, PRIVATE_FILE)
         server.owner = self
         self._server = server
         self._thread = threading.Thread(

@@ -11,6 +11,7 @@ Pure apart from the lock: time comes from an injected `Clock`.
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,15 +19,20 @@ from typing import Any
 from trainguard import __version__
 from trainguard import constants as c
 from trainguard.agent.protocol import (
+    MAX_SAVE_STALLS,
+    NO_RANK,
     RESTART_MODE_PLR,
     AgentState,
     AgentStatus,
+    CheckpointFailure,
     Resume,
     StartRequest,
     StopRequest,
     TrainguardStart,
     TrainguardStatus,
+    Training,
     UpdateRequest,
+    WorkerFacts,
     WorkerFailure,
     check_transition,
 )
@@ -61,8 +67,16 @@ class _Facts:
     detected_at: float | None = None
     resume: Resume | None = None
     rules: dict[str, str] = field(default_factory=dict)
+    rule_lines_dropped: int = 0
+    rule_lines_evaluated: int = 0
     worker_pids: list[int] = field(default_factory=list)
+    workers: list[WorkerFacts] = field(default_factory=list)
     progress: dict[str, Any] | None = None
+    checkpoint_failures: int = 0
+    last_checkpoint_failure: CheckpointFailure | None = None
+    checkpoint_saves: int = 0
+    save_stalls: deque[float] = field(default_factory=lambda: deque(maxlen=MAX_SAVE_STALLS))
+    training: Training | None = None
 
 
 class AgentCore:
@@ -81,14 +95,22 @@ class AgentCore:
         self._clock = clock
         self.pod, self.pid = pod, pid
         self._lock = threading.RLock()
-        self._state = initial
-        self._transitions = {initial.name: iso_utc(clock.wall())}
+        self._state = AgentState.INIT
+        self._transitions = {AgentState.INIT.name: iso_utc(clock.wall())}
         self._facts = _Facts()
+        if initial is not AgentState.INIT:
+            self._set(initial, reason=None, message=None)
         self._pending: PendingStart | PendingStop | None = None
         self._listeners: list[Listener] = []
         self.rendezvous: UpdateRequest | None = None
         self.extension: TrainguardStart | None = None
         self.start_progress: dict[str, Any] = {}
+        self.assigned_rank = NO_RANK
+        """Rank of the last ``/start`` (HyperPod: ``/update`` never changes it)."""
+        self.ip_version: str | None = None
+        """Version of the last IP table received (kept until a new table arrives)."""
+        self.spare = True
+        """The last ``spare`` sent; an agent nobody has told anything yet is a spare."""
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -114,7 +136,15 @@ class AgentCore:
                 detected_at=facts.detected_at,
                 resume=facts.resume,
                 rules=dict(facts.rules),
+                rule_lines_dropped=facts.rule_lines_dropped,
+                rule_lines_evaluated=facts.rule_lines_evaluated,
                 worker_pids=list(facts.worker_pids),
+                workers=list(facts.workers),
+                checkpoint_failures=facts.checkpoint_failures,
+                last_checkpoint_failure=facts.last_checkpoint_failure,
+                checkpoint_saves=facts.checkpoint_saves,
+                save_stalls=list(facts.save_stalls),
+                training=facts.training,
             )
             return AgentStatus(
                 status=self._state,
@@ -122,11 +152,11 @@ class AgentCore:
                 reason=facts.reason,
                 message=facts.message,
                 restart_mode=RESTART_MODE_PLR,
-                ipversion=rdzv.ip_version if rdzv else None,
+                ipversion=self.ip_version,
                 progress=facts.progress,
                 agent_version=__version__,
-                assigned_rank=str(rdzv.rank) if rdzv else None,
-                spare=str(bool(rdzv.spare)) if rdzv else "False",
+                assigned_rank=str(self.assigned_rank) if self.assigned_rank >= 0 else None,
+                spare=str(self.spare),
                 trainguard=extra,
             )
 
@@ -135,51 +165,80 @@ class AgentCore:
     def request_start(self, request: StartRequest) -> None:
         """``/start``: RUNNING now, workers launch on the loop's next step.
 
+        While RUNNING already (HyperPod answers 200 then too), only the rendezvous, rank,
+        progress and rules are noted; the running workers are left alone. A start with rank
+        -1 waits, RUNNING, until an ``/update`` brings a rank.
+
         Raises:
             ConflictError: the state table forbids starting now.
         """
         with self._lock:
+            if self._state is AgentState.RUNNING:
+                self._note_start(request)
+                if isinstance(self._pending, PendingStart):
+                    self._pending = PendingStart(request)
+                return
             self._move_or_conflict(AgentState.RUNNING, reason=c.REASON_RUNNING, message=None)
-            self.update(request)
-            self.start_progress = dict(request.progress)
+            self._note_start(request)
             self._facts.failures, self._facts.detected_at = [], None
             self._facts.resume, self._facts.rules = None, {}
+            self._facts.rule_lines_dropped, self._facts.training = 0, None
+            self._facts.rule_lines_evaluated = 0
             self._pending = PendingStart(request)
         self._announce()
 
     def request_stop(self, request: StopRequest) -> None:
         """``/stop``: STOPPING now, the loop stops the workers and goes READY.
 
+        While READY or STOPPING already nothing happens (HyperPod answers 200 then too).
+
         Raises:
             ConflictError: the state table forbids stopping now.
         """
         with self._lock:
-            self._move_or_conflict(AgentState.STOPPING, reason=c.AGENT_REASON_STOPPED)
+            if self._state in (AgentState.READY, AgentState.STOPPING):
+                return
+            self._move_or_conflict(AgentState.STOPPING, reason=None)
             self._pending = PendingStop(request)
         self._announce()
 
     def request_shutdown(self, request: StopRequest) -> None:
         """``/shutdown``: SHUTDOWN now; the loop stops the workers and the agent exits.
 
-        Raises:
-            ConflictError: the agent is shut down already.
+        A repeated ``/shutdown`` changes nothing.
         """
         with self._lock:
+            if self._state is AgentState.SHUTDOWN:
+                return
             self._move_or_conflict(AgentState.SHUTDOWN, reason=None)
             self._pending = PendingStop(request, then=AgentState.SHUTDOWN)
         self._announce()
 
     def update(self, request: UpdateRequest) -> None:
-        """``/update`` (and the rendezvous part of ``/start``): remember for the next start."""
+        """``/update`` (and the rendezvous part of ``/start``): remember for the next start.
+
+        A start waiting for a rank (rank -1) takes this rendezvous and launches once it has one.
+        """
         with self._lock:
             self.rendezvous = request
+            self.spare = request.spare
+            if request.ip_version is not None and request.rank_ips is not None:
+                self.ip_version = request.ip_version
             if request.trainguard is not None:
                 self.extension = request.trainguard
+            pending = self._pending
+            if isinstance(pending, PendingStart) and pending.request is not request:
+                fields = {name: getattr(request, name) for name in UpdateRequest.model_fields}
+                self._pending = PendingStart(pending.request.model_copy(update=fields))
 
     def take_pending(self) -> PendingStart | PendingStop | None:
-        """The request the loop must carry out now (each is handed out once)."""
+        """The request the loop must carry out now (each is handed out once); a start without
+        a rank stays pending until an ``/update`` brings one."""
         with self._lock:
-            pending, self._pending = self._pending, None
+            pending = self._pending
+            if isinstance(pending, PendingStart) and pending.request.rank == NO_RANK:
+                return None
+            self._pending = None
             return pending
 
     # --- reports (monitor loop) ---------------------------------------------------------------
@@ -213,8 +272,20 @@ class AgentCore:
         self._announce()
         return True
 
+    def add_checkpoint_failure(self, failure: CheckpointFailure) -> None:
+        """Count a failed save (kept across restarts: the controller counts per agent pid)."""
+        with self._lock:
+            self._facts.checkpoint_failures += 1
+            self._facts.last_checkpoint_failure = failure
+
+    def add_save_stall(self, seconds: float) -> None:
+        """A save's blocking part ended after ``seconds`` (kept across restarts, like failures)."""
+        with self._lock:
+            self._facts.checkpoint_saves += 1
+            self._facts.save_stalls.append(round(seconds, 4))
+
     def set_facts(self, **facts: Any) -> None:
-        """Replace reported facts (worker_pids, rules, progress, resume); no announcement."""
+        """Replace reported facts (worker_pids, workers, rules, progress, ...); no announcement."""
         with self._lock:
             for name, value in facts.items():
                 if not hasattr(self._facts, name):
@@ -222,6 +293,11 @@ class AgentCore:
                 setattr(self._facts, name, value)
 
     # --- internals ----------------------------------------------------------------------------
+
+    def _note_start(self, request: StartRequest) -> None:
+        self.update(request)
+        self.assigned_rank = request.rank
+        self.start_progress = dict(request.progress)
 
     def _move_or_conflict(
         self, target: AgentState, *, reason: str | None, message: str | None = None

@@ -1,11 +1,15 @@
 """One start's worth of worker processes, launched and stopped with torch.distributed.elastic.
 
-Launching is torch's: ``start_processes`` with ``DefaultLogsSpecs`` gives each worker its
+Launching is torch's: a ``SubprocessContext`` with ``DefaultLogsSpecs`` gives each worker its
 environment, its error file, its ``stdout.log``/``stderr.log`` under
 ``<log_dir>/<run_id>_*/attempt_<faultCount>/<local_rank>/`` and the tee of those files to the
 agent's own stdout/stderr with a ``[rank]`` prefix (workers write to files, so they never block
-when nobody reads the agent's output). Hot spares plug in as a torch ``SubprocessContext``
-too (`trainguard.agent.spares`).
+when nobody reads the agent's output). The default fast path, workers forked by the agent's
+zygote (`trainguard.agent.zygote_context`), and hot spares (`trainguard.agent.spare_pool`) plug
+in as torch ``SubprocessContext`` subclasses; a worker is then a `WorkerProcess` that is not a
+``Popen`` but waits and polls like one. A start is never cut short by a signal (`ColdContext`:
+no torch signal handlers), a start that fails half-way leaves nothing running (`_started`),
+and a cold worker (like a forked one or a hot spare) gets SIGKILL when the agent dies.
 
 What we add is detection and stopping. torch's ``PContext.wait`` closes every worker before it
 returns a failure, and its close waits up to 30 s per stubborn worker; an agent must report a
@@ -18,24 +22,44 @@ after the timeout and reaps everything, before torch's ``close`` tidies files an
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import psutil
-from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs, PContext, start_processes
+from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs, PContext, SubprocessContext
 from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
+from torch.distributed.elastic.multiprocessing.subprocess_handler import SubprocessHandler
 
 from trainguard.agent.logs import tail_lines
-from trainguard.agent.processes import descendants, reap_orphans, signal_name, signal_tree
+from trainguard.agent.protocol import WorkerFailure
+from trainguard.proctree import (
+    descendants,
+    die_with_parent,
+    reap_orphans,
+    signal_name,
+    signal_tree,
+    stop_descendants,
+)
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 0.05
+
+
+class WorkerProcess(Protocol):
+    """What `WorkerGroup` needs of a worker: ``Popen``, or a zygote's `ForkedProcess`."""
+
+    pid: int
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -51,6 +75,17 @@ class WorkerExit:
     def signal(self) -> str | None:
         """``SIGKILL`` for exit code -9, None for a normal exit."""
         return signal_name(self.exitcode)
+
+    def failure(self, global_rank: int, now: float) -> WorkerFailure:
+        """This exit as the protocol reports it."""
+        return WorkerFailure(
+            local_rank=self.local_rank,
+            global_rank=global_rank,
+            exitcode=self.exitcode,
+            signal=self.signal,
+            time=now,
+            message=self.message,
+        )
 
 
 @dataclass(frozen=True)
@@ -83,43 +118,45 @@ class WorkerGroup:
         self._context = context
         self._reported: set[int] = set()
         self._succeeded: set[int] = set()
+        self._successes_taken: set[int] = set()
         self.closed = False
 
     @classmethod
     def launch(
-        cls, spec: LaunchSpec, *, logs: DefaultLogsSpecs, spares: Sequence[Any] | None = None
+        cls,
+        spec: LaunchSpec,
+        *,
+        logs: DefaultLogsSpecs,
+        spares: Sequence[Any] | None = None,
+        zygote: Any = None,
+        keep: Collection[int] = (),
     ) -> WorkerGroup:
-        """Start the workers (through parked hot spares when ``spares`` are given)."""
-        args = dict.fromkeys(spec.envs, spec.args)
-        envs = {rank: dict(env) for rank, env in spec.envs.items()}
-        prefixes = dict(spec.log_prefixes)
-        if spares is None:
-            context = start_processes(
-                name=spec.name,
-                entrypoint=spec.entrypoint,
-                args=args,
-                envs=envs,
-                logs_specs=logs,
-                log_line_prefixes=prefixes,
-            )
-            return cls(context)
-        from trainguard.agent.spares import SpareContext  # noqa: PLC0415 (hot spares only)
+        """Start the workers: through parked hot spares when ``spares`` are given, forked by
+        ``zygote`` (a `Zygote`) when one is given, else cold (``Popen``).
 
-        spare_context = SpareContext(
-            spares=spares,
-            name=spec.name,
-            entrypoint=spec.entrypoint,
-            args=args,
-            envs=envs,
-            logs_specs=logs,
-            log_line_prefixes=prefixes,
-        )
-        try:
-            spare_context.start()
-        except Exception:
-            spare_context.close(timeout=0)
-            raise
-        return cls(spare_context)
+        ``keep`` are the agent's helpers (the zygote, parked spares): when the start fails
+        half-way, every other descendant of the agent is killed (`_started`).
+
+        Raises:
+            ZygoteUnavailable: the zygote could not fork them (nothing is left running).
+        """
+        kwargs: dict[str, Any] = {
+            "name": spec.name,
+            "entrypoint": spec.entrypoint,
+            "args": dict.fromkeys(spec.envs, spec.args),
+            "envs": {rank: dict(env) for rank, env in spec.envs.items()},
+            "logs_specs": logs,
+            "log_line_prefixes": dict(spec.log_prefixes),
+        }
+        if spares is not None:
+            from trainguard.agent.spare_pool import SpareContext  # noqa: PLC0415 (hot spares)
+
+            return cls(_started(SpareContext(spares=spares, **kwargs), keep=keep))
+        if zygote is not None:
+            from trainguard.agent.zygote_context import ZygoteContext  # noqa: PLC0415
+
+            return cls(_started(ZygoteContext(zygote=zygote, **kwargs), keep=keep))
+        return cls(_started(ColdContext(**kwargs), keep=keep))
 
     # --- facts --------------------------------------------------------------------------------
 
@@ -128,9 +165,9 @@ class WorkerGroup:
         handlers: dict[int, Any] = getattr(self._context, "subprocess_handlers", {})
         return handlers
 
-    def popen(self, local_rank: int) -> subprocess.Popen[bytes]:
-        """The ``Popen`` of a local rank."""
-        proc: subprocess.Popen[bytes] = self._handlers[local_rank].proc
+    def popen(self, local_rank: int) -> WorkerProcess:
+        """The process (``Popen`` or `ForkedProcess`) of a local rank."""
+        proc: WorkerProcess = self._handlers[local_rank].proc
         return proc
 
     @property
@@ -151,6 +188,12 @@ class WorkerGroup:
     def all_succeeded(self) -> bool:
         """Every worker exited with code 0."""
         return len(self._succeeded) == self.nprocs
+
+    def take_successes(self) -> list[int]:
+        """Local ranks that `poll` saw exit with code 0 since the last call."""
+        fresh = sorted(self._succeeded - self._successes_taken)
+        self._successes_taken.update(fresh)
+        return fresh
 
     # --- monitoring ---------------------------------------------------------------------------
 
@@ -232,6 +275,80 @@ class WorkerGroup:
         if any(self.popen(rank).poll() is None for rank in range(self.nprocs)):
             return True
         return bool(descendants(exclude=keep))
+
+
+def _started(context: PContext, *, keep: Collection[int]) -> PContext:
+    """``context`` started; on any failure (the zygote gave up half-way, a rank could not
+    start) it is closed and every descendant but ``keep`` is killed: a worker started before
+    the failure may be known to no handler yet, and leading its own session it would
+    outlive the agent."""
+    try:
+        context.start()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            context.close(death_sig=signal.SIGKILL, timeout=0)
+        stop_descendants(exclude=keep)
+        raise
+    return context
+
+
+class _ColdHandler(SubprocessHandler):
+    """torch's ``Popen`` handler; the worker also dies with the agent (`die_with_parent`)."""
+
+    def _popen(self, args: tuple[Any, ...], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            args=args,
+            env=env,
+            stdout=self._stdout,
+            stderr=self._stderr,
+            start_new_session=True,
+            # one libc call resolved before the fork and getppid: no lock another thread
+            # of the agent could hold at the fork
+            preexec_fn=functools.partial(die_with_parent, os.getpid()),  # noqa: PLW1509
+        )
+
+
+class ColdContext(SubprocessContext):
+    """torch's ``SubprocessContext`` (what ``start_processes`` builds for a binary), with
+    three changes:
+
+    * `start` installs no signal handlers. torch's installs, for SIGTERM, SIGINT, SIGHUP and
+      SIGQUIT, a handler that raises ``SignalException`` wherever the main thread is, and
+      leaves it installed. In the middle of a start that lost workers: one already started
+      but not yet in a handler (torch builds them in one expression), or forked by the
+      zygote while the agent waited for the reply, was stopped by nobody and outlived the
+      agent (``EADDRINUSE`` on the next job's port); raised inside ``logging``'s fork hook it
+      was even swallowed, and the agent never learned of the SIGTERM. The agent's own
+      handlers only set a flag: the start completes, and the loop then stops what started.
+    * `_ColdHandler`: a SIGKILL of the agent, which no handler can catch, kills the workers.
+    * Handlers are registered one by one: when rank k fails to start, ``close`` still finds
+      the ranks before it.
+
+    `trainguard.agent.zygote_context.ZygoteContext` and the hot spares'
+    `trainguard.agent.spare_pool.SpareContext` build on it.
+    """
+
+    def start(self) -> None:
+        """torch's ``PContext.start`` without its signal handlers (see the class)."""
+        self._start()
+        for tail in self._tail_logs:
+            tail.start()
+
+    def _start(self) -> None:
+        self.subprocess_handlers = {}
+        for rank in range(self.nprocs):
+            self.subprocess_handlers[rank] = self._handler(
+                entrypoint=self.entrypoint,
+                args=self.args[rank],
+                env=self.envs[rank],
+                stdout=self.stdouts[rank],
+                stderr=self.stderrs[rank],
+                local_rank_id=rank,
+                numa_options=getattr(self, "_numa_options", None),
+            )
+
+    def _handler(self, **options: Any) -> SubprocessHandler:
+        return _ColdHandler(**options)
 
 
 def _message(rank: int, pid: int, code: int, error_file: str) -> str:

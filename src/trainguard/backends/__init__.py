@@ -8,7 +8,10 @@ from typing import Any
 from trainguard.backends.base import Backend, PodLaunch
 from trainguard.errors import UsageError
 
-_REGISTRY = {"local": "trainguard.backends.local:LocalBackend"}
+_REGISTRY = {
+    "local": "trainguard.backends.local:LocalBackend",
+    "kubernetes": "trainguard.backends.kubernetes.backend:KubernetesBackend",
+}
 
 __all__ = ["Backend", "PodLaunch", "get_backend"]
 

@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
-from trainguard.spec.k8s import Container
+from trainguard.spec.k8s import Container, PodTemplateSpec
 from trainguard.store.records import NodeRecord, PodRecord
 
 
@@ -36,6 +36,15 @@ class PodLaunch:
     source_dir: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
+    template: PodTemplateSpec | None = None
+    """The replica group's whole pod template (``container`` is its first container); a
+    backend that makes real pods keeps its other fields. None: ``container`` alone."""
+    avoid: tuple[str, ...] = ()
+    """Nodes the job must not use (repeat offenders); ``node`` is chosen outside them."""
+    node_selector: dict[str, str] = field(default_factory=dict)
+    """Node labels the job's admission (Kueue's flavors) requires, on top of the template's."""
+    tolerations: tuple[dict[str, Any], ...] = ()
+    """Tolerations the job's admission adds to the template's (Kubernetes objects)."""
 
     def running_record(
         self,
@@ -91,9 +100,29 @@ class Backend(ABC):
     def signal(self, pod: PodRecord, pid: int, sig: signal.Signals) -> None:
         """Send ``sig`` to process ``pid`` inside ``pod`` (fault injection)."""
 
+    def pod_failure(self, pod: PodRecord) -> str | None:
+        """Why the pod's container ended or cannot start, in words for a person (exit code,
+        termination or waiting reason and message), or None when nothing is known. The
+        controller puts it in the fault of a pod lost before its agent became ready."""
+        del pod
+        return None
+
+    def find_worker(self, pod: PodRecord, rank: int) -> int | None:
+        """Pid of the worker with global rank ``rank`` in ``pod``, found in the pod's process
+        tree (fault injection, when the agent does not list its workers); None when it is not
+        there or this backend cannot look inside pods."""
+        del pod, rank
+        return None
+
     @abstractmethod
     def release_job(self, namespace: str, job: str, job_uid: str) -> None:
         """Free what the job held on nodes beyond its pods (shared-memory checkpoints)."""
+
+    def mark_node_health(self, node: str, health: str, *, why: str) -> None:
+        """Set ``node``'s health status (``node-health-status``) the way the node health agent
+        does, with a ``NodeHealthChanged`` event saying ``why`` (fault injection's
+        ``node-unhealthy``); `NotFoundError` for an unknown node."""
+        raise NotImplementedError(f"backend {self.name} cannot mark a node's health")
 
     def free_port(self, host: str) -> int:
         """A port on ``host`` for the job's rendezvous (master) endpoint."""

@@ -38,11 +38,20 @@ class Restored:
         step: the step loaded, or ``None`` when nothing was found (training starts fresh).
         tier: where it came from.
         user_content: the ``user_content`` saved with the step (``None`` when fresh).
+        world_size: ranks that restored it (the job's size now).
+        saved_world_size: ranks that saved the step loaded (``None`` when fresh); differs
+            from ``world_size`` after a resize, when only the durable tier can serve it.
+        reason: why a faster tier or a newer step was not used (a memory tier saved at
+            another world size, copies from different runs, an unreadable step), else
+            ``None``; reported to the agent and shown in the job's ``status.resumes``.
     """
 
     step: int | None
     tier: TierName
     user_content: Any = None
+    world_size: int | None = None
+    saved_world_size: int | None = None
+    reason: str | None = None
 
 
 class Tier(Protocol):

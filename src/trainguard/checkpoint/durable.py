@@ -7,45 +7,57 @@ Layout under ``<uri>/<job>/``::
     step_<N>/trainguard-manifest.json   every file's size and checksum
     step_<N>/COMMITTED        completion marker, written last
 
+Files are ``0600`` in ``0700`` directories unless ``file_mode`` says otherwise; temporaries of
+killed saves are swept on start and by retention (rules: `trainguard.checkpoint.durable_files`).
+
 We use DCP's layout, not our own, because DCP reshards on load: a step saved by two ranks loads
-into one or three. Each rank checksums the files it wrote and the coordinator (rank 0 of the
-checkpoint group) gathers them into the manifest, renames the directory and writes the marker;
-a step without its marker does not exist for readers. Reading verifies every file a rank is
-about to read against the manifest (`_VerifyingReader`), so a flipped byte is a
-`CheckpointCorrupt`, never a silently wrong tensor. Loads run without collectives
-(``no_dist``), so one rank falling back to this tier never waits for ranks that did not.
+into one or three, each rank reading every tensor (a replicated DDP model and optimizer) or its
+own slice of it (a DTensor) wherever the saving ranks put it. The non-tensor part of the state
+(the pickled skeleton) is each saving rank's own; at another world size every rank takes rank
+0's, since the controller renumbered the ranks and old rank r's values are no more new rank r's
+than anyone's. Each rank checksums the files it wrote and the coordinator (rank 0 of the
+checkpoint group) gathers them into the manifest, renames the directory and writes the marker; a
+step without its marker does not exist for readers. Reading verifies every file a rank is about
+to read against the manifest (`trainguard.checkpoint.durable_read`), so a flipped byte is a
+`CheckpointCorrupt`, never a silently wrong tensor. Loads run without collectives (``no_dist``),
+so one rank falling back to this tier never waits for ranks that did not.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import logging
 import posixpath
-import warnings
-from collections.abc import Iterator, MutableMapping
+from collections.abc import MutableMapping
 from typing import Any
 
-import torch
 import torch.distributed as dist
 from fsspec.core import url_to_fs
-from torch.distributed.checkpoint._fsspec_filesystem import FsspecReader
 from torch.distributed.checkpoint.api import CheckpointException
-from torch.distributed.checkpoint.state_dict_loader import load as dcp_load
 from torch.distributed.checkpoint.state_dict_saver import save as dcp_save
 
 from trainguard.checkpoint import checksum, manifest
-from trainguard.checkpoint.base import STATE_KEY, TierName, merge_payload
-from trainguard.checkpoint.dcpio import RecordingWriter
+from trainguard.checkpoint.base import TierName, merge_payload
+from trainguard.checkpoint.dcpio import RecordingWriter, mapped, quiet
+from trainguard.checkpoint.durable_files import (
+    DEFAULT_FILE_MODE,
+    DurableModes,
+    remove_temporaries,
+    stale_steps,
+)
+from trainguard.checkpoint.durable_read import (
+    METADATA_NAME,
+    StepFiles,
+    buffer_for,
+    read_manifest,
+)
 from trainguard.checkpoint.manifest import DurableManifest, FileEntry
-from trainguard.checkpoint.tree import FlatState, TensorRef, dtype_from_name, iter_refs
+from trainguard.checkpoint.tree import FlatState, iter_refs
 from trainguard.checkpoint.tree import load_skeleton as unpickle
 from trainguard.clock import Clock, SystemClock
-from trainguard.errors import CheckpointCorrupt, CheckpointError, CheckpointNotFound, StorageFull
+from trainguard.errors import CheckpointError, CheckpointNotFound
 
 log = logging.getLogger("trainguard.checkpoint")
 
-METADATA_NAME = ".metadata"
 STEP_PREFIX = "step_"
 TMP_PREFIX = ".tmp-step_"
 
@@ -62,6 +74,9 @@ class DurableTier:
         group: the process group for save collectives (a dedicated gloo group), or ``None``
             when torch.distributed is not initialized (single process).
         clock: time source for manifest timestamps.
+        file_mode: mode of every file written (directories: the same plus ``x`` per ``r``);
+            local file systems only.
+        generation: the run id recorded in each manifest (see `ShardMeta.generation`).
     """
 
     name = TierName.DURABLE
@@ -76,8 +91,11 @@ class DurableTier:
         keep: int = 2,
         group: Any = None,
         clock: Clock | None = None,
+        file_mode: int = DEFAULT_FILE_MODE,
+        generation: str | None = None,
     ) -> None:
         self.uri, self.job, self.rank, self.world_size = uri, job, rank, world_size
+        self.generation = generation
         self.keep, self.group = keep, group
         self.clock: Clock = clock or SystemClock()
         try:
@@ -86,6 +104,8 @@ class DurableTier:
             raise CheckpointError(f"durable checkpoint uri {uri!r}: {exc}") from exc
         self.root = posixpath.join(base.rstrip("/"), job)
         self.protocol = _protocol(self.fs)
+        self.modes = DurableModes(self.fs, self.protocol, file_mode)
+        self._writing: int | None = None
 
     # --- naming -------------------------------------------------------------------------
     def step_path(self, step: int) -> str:
@@ -125,17 +145,26 @@ class DurableTier:
             CheckpointError: DCP or the file system failed otherwise.
         """
         tmp = posixpath.join(self.root, f"{TMP_PREFIX}{step}")
+        self._writing = step
+        try:
+            return self._write(step, tmp, flat, skeleton)
+        finally:
+            self._writing = None
+
+    def _write(self, step: int, tmp: str, flat: FlatState, skeleton: bytes) -> bool:
         state: dict[str, Any] = {r.fqn: t for r, t in zip(flat.refs, flat.tensors, strict=True)}
         state[manifest.SKELETON_KEY.format(rank=self.rank)] = skeleton
         entries: dict[str, FileEntry] | str
         writer = RecordingWriter(self._url(tmp), sync_files=True)
         try:
-            with _quiet():
+            self.modes.make_dir(self.root)
+            self.modes.make_dir(tmp)  # before DCP writes: nothing in it is ever reachable
+            with quiet():
                 dcp_save(state, storage_writer=writer, process_group=self.group, no_dist=self._solo)
             entries = self._own_entries(tmp)
         except (Exception, CheckpointException) as exc:
             self._cleanup(tmp)
-            raise _mapped(writer.os_error or exc, f"durable write of step {step} to {tmp}") from exc
+            raise mapped(writer.os_error or exc, f"durable write of step {step} to {tmp}") from exc
         gathered = self._gather(entries)
         ok = False
         if self.rank == 0:
@@ -152,6 +181,7 @@ class DurableTier:
         for path in self.fs.ls(tmp, detail=False):
             name = posixpath.basename(path)
             if name.startswith(prefix):
+                self.modes.apply([path])
                 entries[name] = self._entry(path)
         return entries
 
@@ -190,16 +220,20 @@ class DurableTier:
                 world_size=self.world_size,
                 files=files,
                 created=self.clock.wall(),
+                generation=self.generation,
             )
             self._pipe(posixpath.join(tmp, manifest.MANIFEST_NAME), manifest.dumps(record))
+            names = (METADATA_NAME, manifest.MANIFEST_NAME)
+            self.modes.apply(posixpath.join(tmp, name) for name in names)
             final = self.step_path(step)
             if self.fs.exists(final):
                 self.fs.rm(final, recursive=True)
             self.fs.mv(tmp, final, recursive=True)
             self._pipe(posixpath.join(final, manifest.MARKER_NAME), b"%d\n" % step)
+            self.modes.apply([posixpath.join(final, manifest.MARKER_NAME)])
         except Exception as exc:
             self._cleanup(tmp)
-            raise _mapped(exc, f"durable commit of step {step}") from exc
+            raise mapped(exc, f"durable commit of step {step}") from exc
         self.retain(newest=step)
         return True
 
@@ -234,8 +268,39 @@ class DurableTier:
                 self.fs.rm(self.step_path(step), recursive=True)
             except OSError as exc:
                 log.warning("durable tier: cannot delete old step %d: %s", step, exc)
+        self.sweep()
+
+    def sweep(self) -> list[int]:
+        """Delete temporaries no live writer owns (coordinator only); return their steps.
+
+        Called on construction and after every retention; the rule is `durable_files`'s.
+        """
+        if self.rank != 0:
+            return []
+        try:
+            names = [posixpath.basename(p.rstrip("/")) for p in self.fs.ls(self.root, detail=False)]
+            committed = self.steps()
+        except (FileNotFoundError, CheckpointError):
+            return []
+        exclusive = not self._solo or self.world_size == 1
+        doomed = stale_steps(
+            names,
+            prefix=TMP_PREFIX,
+            exclusive=exclusive,
+            newest=committed[-1] if committed else None,
+            busy=self._writing,
+        )
+        return remove_temporaries(self.fs, self.root, TMP_PREFIX, doomed)
 
     # --- reading ------------------------------------------------------------------------
+    def saved_world_size(self, step: int) -> int:
+        """Ranks that saved committed ``step`` (its manifest's ``world_size``)."""
+        return read_manifest(self.fs, self.step_path(step)).world_size
+
+    def generation_of(self, step: int) -> str | None:
+        """The run that saved committed ``step`` (``None`` for steps of older versions)."""
+        return read_manifest(self.fs, self.step_path(step)).generation
+
     def read(self, step: int, target: MutableMapping[str, Any]) -> Any:
         """Verify and load ``step`` into ``target`` (any world size); return its user content.
 
@@ -246,113 +311,21 @@ class DurableTier:
         path = self.step_path(step)
         if not self.fs.exists(posixpath.join(path, manifest.MARKER_NAME)):
             raise CheckpointNotFound(f"durable step {step} at {path} has no completion marker")
-        record = self._manifest(path)
-        key = manifest.SKELETON_KEY.format(rank=self.rank if self.rank < record.world_size else 0)
-        holder: dict[str, Any] = {key: b""}
-        self._load(path, record, holder)
-        skeleton = unpickle(holder[key], source=f"{path}:{key}")
-        metadata = _VerifyingReader(self._url(path), self, record).read_metadata()
-        tensors = {
-            ref.fqn: _buffer_for(ref, path, metadata, target) for path, ref in iter_refs(skeleton)
-        }
-        self._load(path, record, dict(tensors))
-        return merge_payload(target, skeleton, lambda ref, current: tensors[ref.fqn])
-
-    def _manifest(self, path: str) -> DurableManifest:
-        source = posixpath.join(path, manifest.MANIFEST_NAME)
-        try:
-            with self.fs.open(source, "rb") as handle:
-                data = handle.read()
-        except FileNotFoundError as exc:
-            raise CheckpointCorrupt(f"{source}: manifest missing beside a marker") from exc
-        record = manifest.parse(DurableManifest, data, source=source)
-        checksum.check_algorithm(record.algorithm, source=source)
-        return record
-
-    def _load(self, path: str, record: DurableManifest, state: dict[str, Any]) -> None:
-        reader = _VerifyingReader(self._url(path), self, record)
-        try:
-            with _quiet():
-                dcp_load(state, storage_reader=reader, no_dist=True)
-        except CheckpointCorrupt:
-            raise
-        except (Exception, CheckpointException) as exc:
-            corrupt = _find(exc, CheckpointCorrupt)
-            if corrupt is not None:
-                raise corrupt from exc
-            raise CheckpointCorrupt(f"durable step at {path}: cannot load: {exc}") from exc
-
-
-class _VerifyingReader(FsspecReader):
-    """An FsspecReader that checks each file against the manifest before reading from it."""
-
-    def __init__(self, url: str, tier: DurableTier, record: DurableManifest) -> None:
-        super().__init__(url)
-        self._tier, self._record = tier, record
-        self._verified: set[str] = set()
-        self._dir = tier.step_path(record.step)
-
-    def _verify(self, name: str) -> None:
-        if name in self._verified:
-            return
-        expected = self._record.files.get(name)
-        where = posixpath.join(self._dir, name)
-        if expected is None:
-            raise CheckpointCorrupt(f"{where}: not listed in the manifest")
-        try:
-            actual = self._tier._entry(where, self._record.algorithm)
-        except FileNotFoundError as exc:
-            raise CheckpointCorrupt(f"{where}: listed in the manifest but missing") from exc
-        if actual != expected:
-            raise CheckpointCorrupt(
-                f"{where}: size/checksum {actual.size}/{actual.checksum} != manifest "
-                f"{expected.size}/{expected.checksum}"
-            )
-        self._verified.add(name)
-
-    def read_metadata(self, *args: Any, **kwargs: Any) -> Any:
-        self._verify(METADATA_NAME)
-        return super().read_metadata(*args, **kwargs)
-
-    def read_data(self, plan: Any, planner: Any) -> Any:
-        for item in plan.items:
-            self._verify(self.storage_data[item.storage_index].relative_path)
-        return super().read_data(plan, planner)
-
-
-def _buffer_for(ref: TensorRef, path: tuple[Any, ...], metadata: Any, target: Any) -> Any:
-    """The caller's tensor at ``path`` when it matches the stored tensor, else a new one."""
-    stored = metadata.state_dict_metadata.get(ref.fqn)
-    if stored is None:
-        raise CheckpointCorrupt(f"tensor {ref.fqn} missing from the DCP metadata")
-    current = _lookup(target, path[1:]) if path[:1] == (STATE_KEY,) else None
-    shape, dtype = tuple(stored.size), dtype_from_name(ref.dtype)
-    if isinstance(current, torch.Tensor) and (tuple(current.shape), current.dtype) == (
-        shape,
-        dtype,
-    ):
-        return current
-    return torch.empty(shape, dtype=dtype)
-
-
-def _lookup(container: Any, path: tuple[Any, ...]) -> Any:
-    """The value at ``path`` inside nested dicts/lists, or None."""
-    for key in path:
-        try:
-            container = container[key]
-        except (KeyError, IndexError, TypeError):
-            return None
-    return container
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Silence DCP's "assuming the intent is to save/load in a single process" (we mean it)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore", message=".*assuming the intent is to", category=UserWarning
+        step_files = StepFiles(
+            self._url(path), path, read_manifest(self.fs, path), entry=self._entry
         )
-        yield
+        record = step_files.record
+        same_size = record.world_size == self.world_size
+        key = manifest.SKELETON_KEY.format(rank=self.rank if same_size else 0)
+        holder: dict[str, Any] = {key: b""}
+        step_files.load(holder)
+        skeleton = unpickle(holder[key], source=f"{path}:{key}")
+        metadata = step_files.metadata()
+        tensors = {
+            ref.fqn: buffer_for(ref, path, metadata, target) for path, ref in iter_refs(skeleton)
+        }
+        step_files.load(dict(tensors))
+        return merge_payload(target, skeleton, lambda ref, current: tensors[ref.fqn])
 
 
 def _step_of(name: str, prefix: str) -> int | None:
@@ -363,33 +336,3 @@ def _step_of(name: str, prefix: str) -> int | None:
 def _protocol(fs: Any) -> str:
     protocol = fs.protocol
     return str(protocol[0] if isinstance(protocol, tuple | list) else protocol)
-
-
-def _find(exc: BaseException, kind: type[Exception]) -> Any:
-    """The first exception of ``kind`` in ``exc``'s cause chain or DCP's per-rank failures."""
-    seen: set[int] = set()
-    stack: list[Any] = [exc]
-    while stack:
-        item = stack.pop()
-        if item is None or id(item) in seen:
-            continue
-        seen.add(id(item))
-        if isinstance(item, kind):
-            return item
-        if isinstance(item, tuple):  # DCP's per-rank failures are (exception, traceback)
-            stack.extend(item)
-            continue
-        stack.append(getattr(item, "exception", None))
-        stack.append(item.__cause__ if isinstance(item, BaseException) else None)
-        stack.extend((getattr(item, "failures", None) or {}).values())
-    return None
-
-
-def _mapped(exc: BaseException, what: str) -> CheckpointError:
-    """Map a write failure: out of space is `StorageFull`, anything else `CheckpointError`."""
-    full = _find(exc, OSError)
-    if full is not None and full.errno in (errno.ENOSPC, errno.EDQUOT):
-        return StorageFull(f"{what}: no space left ({full}); training continues on memory")
-    if isinstance(exc, CheckpointError):
-        return exc
-    return CheckpointError(f"{what}: {exc}")

@@ -9,6 +9,7 @@ the background thread. Without torch.distributed every function degrades to the 
 from __future__ import annotations
 
 import os
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,16 +60,25 @@ def topology(*, rank: int | None = None, world_size: int | None = None) -> Topol
     return resolved
 
 
-def common_steps(topo: Topology, steps: set[int]) -> set[int]:
-    """Steps every rank of the group holds (somewhere)."""
+def gather_all(topo: Topology, value: Any) -> list[Any]:
+    """``value`` of every rank, in rank order (picklable values)."""
     if not topo.distributed:
-        return set(steps)
+        return [value]
     gathered: list[Any] = [None] * topo.world_size
-    dist.all_gather_object(gathered, sorted(steps), group=topo.group)
-    common = set(gathered[0])
-    for other in gathered[1:]:
-        common &= set(other)
-    return common
+    dist.all_gather_object(gathered, value, group=topo.group)
+    return gathered
+
+
+def shared_token(topo: Topology) -> str:
+    """A fresh id that every rank of the group gets the same of (rank 0's, broadcast).
+
+    Without torch.distributed each process makes its own: ranks that are not coordinated
+    cannot agree on anything, and never compare these ids either.
+    """
+    holder = [uuid.uuid4().hex]
+    if topo.distributed:
+        dist.broadcast_object_list(holder, src=0, group=topo.group)
+    return str(holder[0])
 
 
 def all_true(topo: Topology, flag: bool) -> bool:

@@ -12,52 +12,32 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import MutableMapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from trainguard import constants as c
-from trainguard.agent import ipc
-from trainguard.checkpoint.background import Background, TaskErrors
+from trainguard import ipc
+from trainguard.checkpoint.background import BACKGROUND_NICE, Background, TaskErrors
 from trainguard.checkpoint.base import Restored, Tier, TierName, payload
 from trainguard.checkpoint.durable import DurableTier
-from trainguard.checkpoint.group import Topology, destroy, topology
+from trainguard.checkpoint.durable_files import file_mode_setting
+from trainguard.checkpoint.group import Topology, destroy, shared_token, topology
 from trainguard.checkpoint.memory import MemoryTier
+from trainguard.checkpoint.overlap import DeviceOrder, InFlight, SnapshotThread
 from trainguard.checkpoint.peer import PeerTier
 from trainguard.checkpoint.report import AgentReporter
 from trainguard.checkpoint.restore import restore
+from trainguard.checkpoint.settings import DEFAULT_JOB, SaveStats, check_options, private_root
 from trainguard.checkpoint.tree import FlatState, flatten
 from trainguard.clock import Clock, SystemClock
 from trainguard.errors import UsageError
 
 log = logging.getLogger("trainguard.checkpoint")
 
-DEFAULT_JOB = "default"
-STANDALONE_PARENT = Path("/dev/shm")
 REPLICATION_TIMEOUT = 300.0
-
-
-@dataclass
-class SaveStats:
-    """What saves cost so far (``manager.stats``).
-
-    Attributes:
-        saves: memory-tier saves.
-        durable_saves: durable steps committed.
-        blocked_s: total seconds ``save`` blocked the training loop.
-        last_blocked_s: seconds the latest ``save`` blocked.
-        slot_waits: saves that had to wait for a free memory slot (the bounded queue was full).
-        slot_wait_s: seconds spent in those waits (included in ``blocked_s``).
-    """
-
-    saves: int = 0
-    durable_saves: int = 0
-    blocked_s: float = 0.0
-    last_blocked_s: float = 0.0
-    slot_waits: int = 0
-    slot_wait_s: float = 0.0
 
 
 class CheckpointManager:
@@ -82,17 +62,21 @@ class CheckpointManager:
         shm_dir: str | os.PathLike[str] | None = None,
         socket_path: str | None = None,
         slot_wait_timeout: float = 600.0,
+        durable_file_mode: int | str | None = None,
+        background_nice: int = BACKGROUND_NICE,
         clock: Clock | None = None,
     ) -> None:
-        _check_options(memory_every, durable_every, memory_keep, durable_keep)
+        check_options(memory_every, durable_every, memory_keep, durable_keep)
         if directory is not None and durable_uri is not None:
             raise UsageError("give the durable location once: directory or durable_uri")
         uri = durable_uri if durable_uri is not None else directory
+        mode = file_mode_setting(durable_file_mode)
         self.memory_every, self.durable_every = memory_every, durable_every
         self.job = job or os.environ.get(c.ENV_JOB_NAME) or DEFAULT_JOB
         self.clock: Clock = clock or SystemClock()
         self.topo: Topology = topology(rank=rank, world_size=world_size)
-        self._private = _private_root(shm_dir)
+        self.generation = shared_token(self.topo)  # this run's id, the same on every rank
+        self._private = private_root(shm_dir)
         root = Path(shm_dir or os.environ.get(c.ENV_SHM_DIR) or self._private or "")
         self.memory = MemoryTier(
             root,
@@ -102,8 +86,9 @@ class CheckpointManager:
             keep=memory_keep,
             wait_timeout=slot_wait_timeout,
             clock=self.clock,
+            generation=self.generation,
         )
-        self.durable = None if uri is None else self._durable(os.fspath(uri), durable_keep)
+        self.durable = None if uri is None else self._durable(os.fspath(uri), durable_keep, mode)
         self.reporter = AgentReporter(socket_path)
         self.memory_keep = memory_keep
         # Replication moves whole shards: its own connection, a long timeout, background only.
@@ -117,11 +102,13 @@ class CheckpointManager:
         )
         self.stats = SaveStats()
         self.restored: Restored | None = None
-        self._background = Background()
+        self._background = Background(nice=background_nice)
+        self._snapshots = SnapshotThread()
+        self._in_flight: InFlight | None = None
         self._closed = False
 
-    def _durable(self, uri: str, keep: int) -> DurableTier:
-        return DurableTier(
+    def _durable(self, uri: str, keep: int, file_mode: int) -> DurableTier:
+        tier = DurableTier(
             uri,
             job=self.job,
             rank=self.topo.rank,
@@ -129,7 +116,11 @@ class CheckpointManager:
             keep=keep,
             group=self.topo.group,
             clock=self.clock,
+            file_mode=file_mode,
+            generation=self.generation,
         )
+        tier.sweep()  # temporaries of saves a killed incarnation left behind
+        return tier
 
     @property
     def rank(self) -> int:
@@ -144,7 +135,7 @@ class CheckpointManager:
     @property
     def busy(self) -> bool:
         """Whether background work (checksums, durable writes) is still running."""
-        return self._background.pending > 0
+        return self._snapshots.busy or self._background.pending > 0
 
     # --- saving -------------------------------------------------------------------------
     def is_durable_step(self, step: int) -> bool:
@@ -157,6 +148,17 @@ class CheckpointManager:
         """Whether ``save(step)`` takes a checkpoint at all."""
         memory = self.memory_every > 0 and step % self.memory_every == 0
         return memory or self.is_durable_step(step)
+
+    def report_step(
+        self, step: int, *, total: int | None = None, loss: float | None = None
+    ) -> None:
+        """Tell the agent training step ``step`` of ``total`` finished with ``loss``.
+
+        Call it once per step: ``trainguard run`` shows it as step/total, ETA and loss, and
+        the controller times "training resumed" by the first step after a restart. Cheap:
+        sent at most every few hundred milliseconds; a no-op outside an agent.
+        """
+        self.reporter.train_step(step, total=total, loss=loss)
 
     def save(
         self,
@@ -185,22 +187,69 @@ class CheckpointManager:
             StorageFull: shared memory has no room for this rank's shard.
             CheckpointError: no memory slot became free in ``slot_wait_timeout``.
         """
+        taken = self.save_async(step, state_dict, user_content=user_content, force=force)
+        self.fence()
+        return taken
+
+    def save_async(
+        self,
+        step: int,
+        state_dict: MutableMapping[str, Any],
+        *,
+        user_content: Any = None,
+        force: bool = False,
+    ) -> bool:
+        """Like `save`, but returns while the copy into the memory tier still runs.
+
+        The tensors of ``state_dict`` must not change until `fence` returns: call it before
+        the next ``optimizer.step()``, or once `fence_before_step` (see
+        `trainguard.checkpoint.overlap`). Errors of the copy are raised by `fence`.
+        """
         self._check_open()
         if step < 0:
             raise UsageError(f"checkpoint step must be >= 0, got {step}")
         if not (force or self.is_save_step(step)):
             return False
+        self.fence()
+        started = self.clock.monotonic()
         self.reporter.save_begin(step)
-        started, waited = self.clock.monotonic(), self.memory.waits.seconds
+        flat = flatten(payload(state_dict, user_content))
+        skeleton = flat.skeleton_bytes()
+        order = DeviceOrder(flat.tensors)
+        waits = self.memory.waits.seconds
+        self._snapshots.start(lambda: self._copy(step, flat, skeleton, order))
+        self._in_flight = InFlight(step, self.clock.monotonic() - started, waits)
+        return True
+
+    def fence(self) -> None:
+        """Wait until the snapshot in flight is in the memory tier (no-op without one).
+
+        Raises:
+            StorageFull, CheckpointError: what the copy raised (see `save`).
+        """
+        in_flight, self._in_flight = self._in_flight, None
+        if in_flight is None:
+            return
+        started = self.clock.monotonic()
         try:
-            flat = flatten(payload(state_dict, user_content))
-            skeleton = flat.skeleton_bytes()
-            self.memory.write(step, flat, skeleton)
+            self._snapshots.wait()
+        finally:
+            blocked = in_flight.blocked_s + self.clock.monotonic() - started
+            self._account(blocked, self.memory.waits.seconds - in_flight.waits_before_s)
+
+    def fence_before_step(self, optimizer: torch.optim.Optimizer) -> Any:
+        """Make ``optimizer.step()`` wait for the snapshot in flight; returns the hook handle
+        (``handle.remove()`` undoes it)."""
+        return optimizer.register_step_pre_hook(lambda *_: self.fence())
+
+    def _copy(self, step: int, flat: FlatState, skeleton: bytes, order: DeviceOrder) -> None:
+        """The snapshot thread's part: the copy, then the background work it leaves."""
+        try:
+            with order.copying():
+                self.memory.write(step, flat, skeleton)
             self._after_memory_commit(step, flat, skeleton)
         finally:
             self.reporter.save_end(step)
-        self._account(self.clock.monotonic() - started, self.memory.waits.seconds - waited)
-        return True
 
     def _after_memory_commit(self, step: int, flat: FlatState, skeleton: bytes) -> None:
         index = self.memory.pin(step)
@@ -245,9 +294,14 @@ class CheckpointManager:
         assert self.durable is not None
         try:
             committed = self.durable.write(step, snapshot, skeleton)
+        except Exception as exc:  # reported, then recorded and logged by the background thread
+            self._report_failure(step, str(exc))
+            raise
         finally:
             del snapshot
             self.memory.unpin(index)
+        if not committed and self.rank == 0:
+            self._report_failure(step, "not committed: a rank failed after writing its files")
         if committed:
             self.stats.durable_saves += 1
             self.reporter.info_update(
@@ -256,6 +310,9 @@ class CheckpointManager:
                 path=self.durable.step_path(step),
                 held=self.durable.steps(),
             )
+
+    def _report_failure(self, step: int, error: str) -> None:
+        self.reporter.save_failed(step=step, rank=self.rank, tier=TierName.DURABLE, error=error)
 
     def _account(self, blocked: float, waited: float) -> None:
         self.stats.saves += 1
@@ -278,39 +335,38 @@ class CheckpointManager:
     def load_latest(self, state_dict: MutableMapping[str, Any]) -> int | None:
         """Load the newest step complete for all ranks into ``state_dict`` (in place).
 
-        Collective when torch.distributed is initialized. The user content saved with the step
-        is in ``self.restored.user_content`` afterwards.
+        Collective when torch.distributed is initialized. ``self.restored`` says afterwards
+        what was loaded: user content, world sizes, and why a tier was passed over.
 
         Returns:
             The step restored, or ``None`` when there is nothing to resume from.
         """
         self._check_open()
+        self.fence()
         self._background.drain()
-        limit = self._resume_limit()
-        self.reporter.save_begin(-1)
+        limit = self.reporter.resume_limit()
+        self.reporter.save_begin(ipc.RESTORE_STEP)
+        began = self.clock.monotonic()
         try:
-            self.restored = restore(self.tiers(), state_dict, topo=self.topo, limit=limit)
+            memory_dir = self.memory.root / self.job
+            restored = restore(
+                self.tiers(), state_dict, topo=self.topo, limit=limit, memory_dir=memory_dir
+            )
         finally:
-            self.reporter.save_end(-1)
-        step, tier = self.restored.step, self.restored.tier
-        if step is not None:
-            self.memory.discard_above(step)
-            log.info("checkpoint: resumed from step %d (%s tier)", step, tier)
-        self.reporter.resume(step=step, tier=str(tier))
-        return step
-
-    def _resume_limit(self) -> int | None:
-        raw = os.environ.get(c.ENV_RESUME_STEP, "").strip()
-        if not raw:
-            return self.reporter.agreed_step()
-        try:
-            return int(raw)
-        except ValueError as exc:
-            raise UsageError(f"{c.ENV_RESUME_STEP}={raw!r} is not an integer step") from exc
+            self.reporter.save_end(ipc.RESTORE_STEP)
+        self.restored = restored
+        if restored.step is not None:
+            self.memory.discard_above(restored.step)
+            log.info("checkpoint: resumed from step %d (%s tier)", restored.step, restored.tier)
+        if restored.reason:
+            log.warning("checkpoint: resume passed over: %s", restored.reason)
+        self.reporter.resumed(restored, seconds=self.clock.monotonic() - began)
+        return restored.step
 
     # --- lifecycle ----------------------------------------------------------------------
     def wait(self) -> None:
-        """Block until checksums and durable writes of every save so far are done."""
+        """Block until the copies, checksums and durable writes of every save so far are done."""
+        self.fence()
         self._background.drain()
 
     def close(self) -> None:
@@ -318,7 +374,11 @@ class CheckpointManager:
         if self._closed:
             return
         self._closed = True
-        self._background.close()
+        try:
+            self.fence()
+        finally:
+            self._snapshots.close()
+            self._background.close()
         self.memory.close(remove=self._private is not None)
         if self._private is not None:
             shutil.rmtree(self._private, ignore_errors=True)
@@ -335,26 +395,3 @@ class CheckpointManager:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _check_options(
-    memory_every: int, durable_every: int, memory_keep: int, durable_keep: int
-) -> None:
-    for name, value, low in (
-        ("memory_every", memory_every, 0),
-        ("durable_every", durable_every, 0),
-        ("memory_keep", memory_keep, 1),
-        ("durable_keep", durable_keep, 1),
-    ):
-        if not isinstance(value, int) or value < low:
-            raise UsageError(
-                f"CheckpointManager: {name} must be an integer >= {low}, got {value!r}"
-            )
-
-
-def _private_root(shm_dir: str | os.PathLike[str] | None) -> Path | None:
-    """A private memory root for standalone use (no agent, no explicit dir); `close` removes it."""
-    if shm_dir is not None or os.environ.get(c.ENV_SHM_DIR):
-        return None
-    parent = STANDALONE_PARENT if STANDALONE_PARENT.is_dir() else None
-    return Path(tempfile.mkdtemp(prefix="trainguard-ckpt-", dir=parent))

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from trainguard.checkpoint import checksum
 from trainguard.errors import CheckpointCorrupt
+from trainguard.permissions import open_private
 
 FORMAT = 1
 MARKER_NAME = "COMMITTED"
@@ -48,6 +49,11 @@ class ShardMeta(_Record):
         default=None, description="Checksum of the whole blob; filled in by the background."
     )
     created: float = Field(description="Epoch seconds of the commit.")
+    generation: str | None = Field(
+        default=None,
+        description="Run that saved it (one id per start of the job's workers, shared by all "
+        "ranks); copies of one step from different runs are never mixed in a resume.",
+    )
 
     @property
     def blob_bytes(self) -> int:
@@ -73,6 +79,7 @@ class DurableManifest(_Record):
     algorithm: str = checksum.ALGORITHM
     files: dict[str, FileEntry] = Field(description="Relative file name -> size and checksum.")
     created: float
+    generation: str | None = Field(default=None, description="Run that saved it (ShardMeta's).")
 
 
 def parse(model: type[M], data: bytes | str, *, source: str) -> M:
@@ -91,9 +98,13 @@ def dumps(record: BaseModel) -> bytes:
 
 
 def write_atomic(path: Path, data: bytes, *, sync: bool = False) -> None:
-    """Write ``data`` to a temporary name beside ``path`` and rename it over ``path``."""
+    """Write ``data`` to a temporary name beside ``path`` and rename it over ``path``.
+
+    The file is created ``0600`` (it is a checkpoint's content or its metadata).
+    """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as handle:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    with os.fdopen(open_private(tmp, flags), "wb") as handle:
         handle.write(data)
         if sync:
             handle.flush()

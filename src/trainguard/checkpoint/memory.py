@@ -1,418 +1,64 @@
-"""The memory tier: each rank's latest steps as blobs in node-local shared memory.
+"""The memory tier: each rank's latest steps as tensors in node-local shared memory.
 
-Layout under the shared-memory root (``TRAINGUARD_SHM_DIR``, set by the agent)::
-
-    <root>/<job>/rank_<R>/slot_<i>.bin     preallocated blob files, reused in a ring
-    <root>/<job>/rank_<R>/step_<N>.json    ShardMeta; its presence commits step N
-    <root>/<job>/rank_<R>/.lock            flock: one writer per rank directory
-
-A save copies every tensor straight into a free slot (``copy_`` into a view of the mapping),
-appends the pickled skeleton, then renames the meta into place. The ring has ``keep + 1`` slots
-(plus one per background reader, see ``extra_slots``), so the newest committed steps are never
-overwritten by the write in progress; a crash mid-copy leaves a slot no meta points to, which
-is invisible. Background readers (checksum, durable copy) *pin* a slot; when every slot is
-committed or pinned, the next save waits for one (the bounded queue) and the wait is counted.
+`MemoryTier` is a `trainguard.checkpoint.blobring.BlobRing` (the ring of slot files, commit by
+meta rename, retention, pins, checksums; no torch) whose blobs hold a flattened state: every
+tensor copied straight into a free slot (``copy_`` into a view of the mapping), then the
+pickled skeleton. A restore hands out views of the mapping, so it copies each tensor once, into
+the caller's state. How one step lies inside its slot is `trainguard.checkpoint.slot_layout`.
 """
 
 from __future__ import annotations
 
-import fcntl
-import logging
-import os
-import threading
 from collections.abc import MutableMapping
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import torch
-
-from trainguard.checkpoint import checksum, manifest
+from trainguard.checkpoint import slot_layout as layout
 from trainguard.checkpoint.base import TierName, in_place, merge_payload
+from trainguard.checkpoint.blobring import BlobRing
 from trainguard.checkpoint.manifest import ShardMeta
-from trainguard.checkpoint.slots import Slot
-from trainguard.checkpoint.tree import (
-    FlatState,
-    TensorRef,
-    dtype_from_name,
-    is_dtensor,
-    load_skeleton,
-    local_tensor,
-)
-from trainguard.clock import Clock, SystemClock
-from trainguard.errors import CheckpointCorrupt, CheckpointError, CheckpointNotFound
-
-log = logging.getLogger("trainguard.checkpoint")
+from trainguard.checkpoint.tree import FlatState, dtype_from_name, load_skeleton
 
 
-@dataclass
-class SlotWaits:
-    """How often, and how long, saves waited for a free slot (the bounded queue was full)."""
-
-    count: int = 0
-    seconds: float = 0.0
-
-
-@dataclass
-class _Committed:
-    step: int
-    slot: int
-    meta: ShardMeta
-
-
-@dataclass
-class _Ring:
-    slots: dict[int, Slot] = field(default_factory=dict)
-    pins: dict[int, int] = field(default_factory=dict)
-    committed: dict[int, _Committed] = field(default_factory=dict)
-
-
-class MemoryTier:
-    """One rank's memory tier.
-
-    Args:
-        root: the node-local shared-memory directory.
-        job: job name (a directory level, so jobs never collide).
-        rank: global rank.
-        world_size: ranks in the job; steps saved with another world size are not offered.
-        keep: committed steps to retain (K); older ones are evicted after each commit.
-        extra_slots: slots beyond ``keep + 1`` so background readers rarely block a save.
-        wait_timeout: seconds a save waits for a free slot before giving up.
-        clock: time source (commit times, wait accounting).
-    """
+class MemoryTier(BlobRing):
+    """One rank's memory tier (the arguments are `BlobRing`'s)."""
 
     name = TierName.MEMORY
 
-    def __init__(
-        self,
-        root: Path,
-        *,
-        job: str,
-        rank: int,
-        world_size: int,
-        keep: int = 2,
-        extra_slots: int = 1,
-        wait_timeout: float = 600.0,
-        clock: Clock | None = None,
-    ) -> None:
-        self.root, self.job, self.rank, self.world_size = root, job, rank, world_size
-        self.keep, self.wait_timeout = keep, wait_timeout
-        self.clock: Clock = clock or SystemClock()
-        self.dir = root / job / f"rank_{rank}"
-        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._lock_fd = _lock_dir(self.dir)
-        self._ring = _Ring()
-        self._cond = threading.Condition()
-        self.slot_count = keep + 1 + extra_slots
-        self.waits = SlotWaits()
-        self._scan()
-
-    # --- discovery ----------------------------------------------------------------------
-    def _scan(self) -> None:
-        for path in sorted(self.dir.glob("step_*.json")):
-            try:
-                meta = manifest.read_meta(path)
-            except CheckpointCorrupt as exc:
-                log.warning("memory tier: ignoring damaged shard metadata: %s", exc)
-                continue
-            index = _slot_index(meta.slot)
-            if index is None or meta.rank != self.rank or meta.job != self.job:
-                log.warning("memory tier: ignoring %s (slot/rank/job mismatch)", path)
-                continue
-            self._ring.committed[meta.step] = _Committed(meta.step, index, meta)
-        for path in self.dir.glob(".step_*.tmp"):
-            path.unlink(missing_ok=True)
-
-    def steps(self) -> list[int]:
-        """Committed steps saved with the current world size, oldest first."""
-        with self._cond:
-            entries = self._ring.committed.values()
-            return sorted(e.step for e in entries if e.meta.world_size == self.world_size)
-
-    def meta(self, step: int) -> ShardMeta:
-        """The committed meta of ``step``."""
-        with self._cond:
-            entry = self._ring.committed.get(step)
-        if entry is None:
-            raise CheckpointNotFound(f"memory tier {self.dir}: no committed step {step}")
-        return entry.meta
-
-    def meta_path(self, step: int) -> Path:
-        """Where ``step``'s meta lives (what the agent is told)."""
-        return self.dir / f"step_{step}.json"
-
-    # --- writing ------------------------------------------------------------------------
     def write(self, step: int, flat: FlatState, skeleton: bytes) -> ShardMeta:
-        """Copy ``flat``'s tensors and ``skeleton`` into a free slot and commit ``step``.
-
-        Raises:
-            StorageFull: shared memory has no room for the slot.
-            CheckpointError: no slot became free within ``wait_timeout``.
-        """
-        total = flat.nbytes + len(skeleton)
-        index = self._acquire()
-        try:
-            slot = self._slot(index, total)
-            _copy_into(slot, flat, skeleton)
-            meta = ShardMeta(
-                job=self.job,
-                rank=self.rank,
-                world_size=self.world_size,
-                step=step,
-                slot=_slot_name(index),
-                tensor_bytes=flat.nbytes,
-                skeleton_bytes=len(skeleton),
-                created=self.clock.wall(),
-            )
-            with self._cond:
-                self._drop_locked(step)
-                manifest.write_atomic(self.meta_path(step), manifest.dumps(meta))
-                self._ring.committed[step] = _Committed(step, index, meta)
-                self._evict_locked()
-        finally:
-            self.unpin(index)
-        return meta
-
-    def _acquire(self) -> int:
-        started = self.clock.monotonic()
-        deadline = started + self.wait_timeout
-        with self._cond:
-            waited = False
-            while (index := self._free_locked()) is None:
-                waited = True
-                remaining = deadline - self.clock.monotonic()
-                if remaining <= 0:
-                    raise CheckpointError(
-                        f"memory tier {self.dir}: no free slot after {self.wait_timeout}s "
-                        "(background checkpoint work is stuck)"
-                    )
-                self._cond.wait(timeout=min(remaining, 1.0))
-            if waited:
-                self.waits.count += 1
-                self.waits.seconds += self.clock.monotonic() - started
-            self._ring.pins[index] = self._ring.pins.get(index, 0) + 1
-            return index
-
-    def _free_locked(self) -> int | None:
-        used = {e.slot for e in self._ring.committed.values()}
-        busy = {i for i, n in self._ring.pins.items() if n > 0}
-        candidates = [i for i in range(self.slot_count) if i not in used | busy]
-        if not candidates:
-            return None
-        mapped = [i for i in candidates if i in self._ring.slots]
-        return (mapped or candidates)[0]
-
-    def _slot(self, index: int, size: int) -> Slot:
-        slot = self._ring.slots.get(index)
-        if slot is None:
-            slot = Slot(self.dir / _slot_name(index), size)
-            self._ring.slots[index] = slot
-        else:
-            slot.ensure(size)
-        return slot
-
-    def prepare(self, size: int) -> None:
-        """Map (and pre-fault) the slot the next save will use, off the training thread."""
-        with self._cond:
-            index = self._free_locked()
-            if index is None:
-                return
-            self._ring.pins[index] = self._ring.pins.get(index, 0) + 1
-        try:
-            self._slot(index, size)
-        finally:
-            self.unpin(index)
-
-    def _drop_locked(self, step: int) -> None:
-        entry = self._ring.committed.pop(step, None)
-        if entry is not None:
-            self.meta_path(step).unlink(missing_ok=True)
-
-    def discard_above(self, step: int) -> None:
-        """Forget committed steps newer than ``step`` (an abandoned timeline after a resume)."""
-        with self._cond:
-            for newer in [s for s in self._ring.committed if s > step]:
-                self._drop_locked(newer)
-            self._cond.notify_all()
-
-    def _evict_locked(self) -> None:
-        current = sorted(s for s, e in self._ring.committed.items())
-        for step in current[: max(0, len(current) - self.keep)]:
-            self._drop_locked(step)
-
-    # --- pins for background readers -------------------------------------------------------
-    def pin(self, step: int) -> int:
-        """Keep ``step``'s slot from being reused until `unpin`; returns the slot index."""
-        with self._cond:
-            entry = self._ring.committed.get(step)
-            if entry is None:
-                raise CheckpointNotFound(f"memory tier {self.dir}: step {step} is gone")
-            self._ring.pins[entry.slot] = self._ring.pins.get(entry.slot, 0) + 1
-            return entry.slot
-
-    def unpin(self, index: int) -> None:
-        """Release one pin of a slot."""
-        with self._cond:
-            self._ring.pins[index] = max(0, self._ring.pins.get(index, 0) - 1)
-            self._cond.notify_all()
+        """Copy ``flat``'s tensors and ``skeleton`` into a free slot and commit ``step``
+        (raises as `BlobRing.commit`)."""
+        return self.commit(
+            step,
+            tensor_bytes=flat.nbytes,
+            skeleton_bytes=len(skeleton),
+            fill=lambda slot: layout.copy_into(slot, flat, skeleton),
+        )
 
     def snapshot(self, step: int, flat: FlatState) -> FlatState:
         """``flat`` with its tensors replaced by views of ``step``'s slot (caller pins it)."""
         entry = self._entry(step)
         slot = self._ring.slots[entry.slot]
         tensors = [
-            _like(t, slot.view(r.offset, r.nbytes, dtype_from_name(r.dtype), r.shape))
+            layout.like_original(
+                t, slot.view(r.offset, r.nbytes, dtype_from_name(r.dtype), r.shape)
+            )
             for r, t in zip(flat.refs, flat.tensors, strict=True)
         ]
         return FlatState(
             skeleton=flat.skeleton, refs=flat.refs, tensors=tensors, nbytes=flat.nbytes
         )
 
-    def _entry(self, step: int) -> _Committed:
-        with self._cond:
-            entry = self._ring.committed.get(step)
-        if entry is None:
-            raise CheckpointNotFound(f"memory tier {self.dir}: step {step} is not committed")
-        return entry
-
-    def add_checksum(self, step: int, slot_index: int) -> str | None:
-        """Checksum a pinned step's blob and record it in its meta.
-
-        Returns:
-            The checksum, or None when the step was evicted (or re-saved) in the meantime.
-        """
-        with self._cond:
-            entry = self._ring.committed.get(step)
-        if entry is None or entry.slot != slot_index:
-            return None
-        slot = self._slot(slot_index, entry.meta.blob_bytes)
-        digest = _blob_checksum(slot, entry.meta.blob_bytes)
-        with self._cond:
-            current = self._ring.committed.get(step)
-            if current is not None and current.slot == slot_index:
-                meta = current.meta.model_copy(update={"checksum": digest})
-                manifest.write_atomic(self.meta_path(step), manifest.dumps(meta))
-                current.meta = meta
-        return digest
-
-    # --- reading ------------------------------------------------------------------------
     def read(self, step: int, target: MutableMapping[str, Any]) -> Any:
         """Verify ``step`` (checksum when recorded) and merge it into ``target``."""
-        meta = self._reload_meta(step)
-        path = self.dir / meta.slot
-        try:
-            size = path.stat().st_size
-        except FileNotFoundError as exc:
-            raise CheckpointNotFound(f"{path}: memory copy of step {step} is gone") from exc
-        if size < meta.blob_bytes:
-            raise CheckpointCorrupt(f"{path}: {size} bytes, step {step} needs {meta.blob_bytes}")
+        meta = self._checked_meta(step)
         index = self.pin(step)
         try:
-            slot = self._slot(index, meta.blob_bytes)
-            if meta.checksum is not None:
-                checksum.check_algorithm(meta.algorithm, source=str(self.meta_path(step)))
-                digest = _blob_checksum(slot, meta.blob_bytes, meta.algorithm)
-                if digest != meta.checksum:
-                    raise CheckpointCorrupt(
-                        f"{slot.path}: checksum {digest} != {meta.checksum} "
-                        f"recorded for step {step}"
-                    )
+            slot = self._verified_slot(index, meta)
             blob = slot.buffer(meta.tensor_bytes, meta.skeleton_bytes)
             try:
                 skeleton = load_skeleton(blob, source=str(slot.path))
             finally:
                 blob.release()
-            return merge_payload(target, skeleton, in_place(lambda r: _view(slot, r)))
+            return merge_payload(target, skeleton, in_place(lambda r: layout.tensor_view(slot, r)))
         finally:
             self.unpin(index)
-
-    def _reload_meta(self, step: int) -> ShardMeta:
-        """Re-read the meta from disk: a file deleted or damaged since the scan must count."""
-        path = self.meta_path(step)
-        if not path.exists():
-            with self._cond:
-                self._ring.committed.pop(step, None)
-            raise CheckpointNotFound(f"{path}: memory copy of step {step} is gone")
-        meta = manifest.read_meta(path)
-        with self._cond:
-            entry = self._ring.committed.get(step)
-            if entry is not None:
-                entry.meta = meta
-        return meta
-
-    # --- lifecycle ----------------------------------------------------------------------
-    def close(self, *, remove: bool = False) -> None:
-        """Unmap every slot; with ``remove``, delete this rank's files too."""
-        with self._cond:
-            for slot in self._ring.slots.values():
-                slot.close()
-            self._ring.slots.clear()
-        if remove:
-            for path in self.dir.iterdir():
-                path.unlink(missing_ok=True)
-            self.dir.rmdir()
-        os.close(self._lock_fd)
-
-
-def _lock_dir(directory: Path) -> int:
-    fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError as exc:
-        os.close(fd)
-        raise CheckpointError(
-            f"{directory} is in use by another live process (one writer per rank)"
-        ) from exc
-    return fd
-
-
-def _slot_name(index: int) -> str:
-    return f"slot_{index}.bin"
-
-
-def _slot_index(name: str) -> int | None:
-    stem = name.removeprefix("slot_").removesuffix(".bin")
-    return int(stem) if stem.isdigit() else None
-
-
-def _copy_into(slot: Slot, flat: FlatState, skeleton: bytes) -> None:
-    whole = slot.bytes
-    for ref, tensor in zip(flat.refs, flat.tensors, strict=True):
-        if ref.nbytes:
-            dest = whole[ref.offset : ref.offset + ref.nbytes]
-            dest.view(dtype_from_name(ref.dtype)).view(ref.shape).copy_(local_tensor(tensor))
-    if skeleton:
-        tail = whole[flat.nbytes : flat.nbytes + len(skeleton)]
-        tail.copy_(torch.frombuffer(bytearray(skeleton), dtype=torch.uint8))
-
-
-def _view(slot: Slot, ref: TensorRef) -> torch.Tensor:
-    return (
-        slot.bytes[ref.offset : ref.offset + ref.nbytes]
-        .view(dtype_from_name(ref.dtype))
-        .view(ref.shape)
-    )
-
-
-def _like(original: torch.Tensor, view: torch.Tensor) -> torch.Tensor:
-    """Wrap a slot view as a DTensor when the original was one (same mesh and placements)."""
-    if not is_dtensor(original):
-        return view
-    from torch.distributed.tensor import DTensor  # noqa: PLC0415 - only for DTensor state
-
-    return DTensor.from_local(
-        view,
-        device_mesh=original.device_mesh,  # type: ignore[attr-defined]
-        placements=original.placements,  # type: ignore[attr-defined]
-        run_check=False,
-        shape=original.shape,
-        stride=original.stride(),
-    )
-
-
-def _blob_checksum(slot: Slot, nbytes: int, algorithm: str = checksum.ALGORITHM) -> str:
-    view = slot.buffer(0, nbytes)
-    try:
-        return checksum.of_buffer(view, algorithm)
-    finally:
-        view.release()

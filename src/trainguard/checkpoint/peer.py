@@ -13,7 +13,7 @@ from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
-from trainguard.agent import ipc
+from trainguard import ipc
 from trainguard.checkpoint import manifest
 from trainguard.checkpoint.base import TierName
 from trainguard.checkpoint.blob import read_blob_file
@@ -37,14 +37,27 @@ class PeerTier:
         self.reporter, self.job, self.rank, self.world_size = reporter, job, rank, world_size
 
     def steps(self) -> list[int]:
-        """Steps some peer holds for this rank (none when the agent cannot say)."""
+        """Steps some peer holds for this rank at this world size (none when the agent
+        cannot say); a replica saved at another world size is old rank ``rank``'s, not ours."""
         reply = self.reporter.request(ipc.CKPT_PEER_STEPS, job=self.job, rank=self.rank)
         if reply is None:
             raise CheckpointError("peer tier: the agent did not answer ckpt_peer_steps")
-        return sorted(int(s) for s in reply.get("steps", []))
+        sizes = reply.get("world_sizes") or {}
+        steps = (int(s) for s in reply.get("steps", []))
+        mine = self.world_size
+        return sorted(s for s in steps if int(sizes.get(str(s), mine)) == mine)
 
-    def read(self, step: int, target: MutableMapping[str, Any]) -> Any:
-        """Fetch ``step`` from a peer into local memory, verify and merge it, delete the copy."""
+    def read(
+        self, step: int, target: MutableMapping[str, Any], *, generation: str | None = None
+    ) -> Any:
+        """Fetch ``step`` from a peer into local memory, verify and merge it, delete the copy.
+
+        Args:
+            step: the step.
+            target: the caller's state dict.
+            generation: the run the replica must come from (`ShardMeta.generation`), when
+                the other ranks load copies of a known run.
+        """
         reply = self.reporter.request(ipc.CKPT_FETCH, job=self.job, rank=self.rank, step=step)
         if reply is None or "path" not in reply:
             why = reply.get("error") if reply else "the agent did not answer"
@@ -56,6 +69,11 @@ class PeerTier:
                 raise CheckpointCorrupt(
                     f"{meta_path}: replica is rank {meta.rank} step {meta.step} of world "
                     f"{meta.world_size}, wanted rank {self.rank} step {step} of {self.world_size}"
+                )
+            if None not in (generation, meta.generation) and generation != meta.generation:
+                raise CheckpointCorrupt(
+                    f"{meta_path}: replica of step {step} was saved by run {meta.generation}, "
+                    f"the other ranks load run {generation}"
                 )
             return read_blob_file(meta_path.parent / meta.slot, meta, target)
         finally:

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from trainguard.checkpoint import manifest
 from trainguard.checkpoint.manifest import ShardMeta
-from trainguard.errors import CheckpointNotFound, UsageError
+from trainguard.errors import CheckpointCorrupt, CheckpointNotFound, UsageError
+from trainguard.permissions import private_dir
 
 REPLICAS = ".replicas"
 FETCHED = ".fetched"
@@ -49,7 +50,7 @@ class ReplicaStore:
         if len(blob) != meta.blob_bytes:
             raise UsageError(f"replica of step {meta.step}: {len(blob)} bytes != {meta.blob_bytes}")
         directory = self.dir(meta.job, meta.rank)
-        directory.mkdir(parents=True, exist_ok=True)
+        private_dir(directory)  # .replicas, the job and the rank: 0700, blob and meta 0600
         name = f"step_{meta.step}.bin"
         manifest.write_atomic(directory / name, blob)
         stored = meta.model_copy(update={"slot": name})
@@ -65,6 +66,16 @@ class ReplicaStore:
             return []
         found = (p.stem.removeprefix("step_") for p in directory.glob("step_*.json"))
         return sorted(int(s) for s in found if s.isdigit())
+
+    def world_sizes(self, job: str, rank: int) -> dict[int, int]:
+        """World size each complete replica of a rank was saved at, by step."""
+        sizes: dict[int, int] = {}
+        for step in self.steps(job, rank):
+            try:
+                sizes[step] = manifest.read_meta(self.meta_path(job, rank, step)).world_size
+            except CheckpointCorrupt:
+                continue
+        return sizes
 
     def get(self, job: str, rank: int, step: int) -> tuple[ShardMeta, bytes]:
         """The meta and blob of a replica.

@@ -7,7 +7,9 @@ checkpoint package never imports the agent. What it adds:
 - worker socket ``ckpt_replicate {job, rank, step, meta_path, keep}``: read the committed blob
   from this node's memory tier and PUT it to the peer agent (the next node rank in
   ``/start.trainguard.peers``), which keeps the newest ``keep`` replicas per rank;
-- worker socket ``ckpt_peer_steps {job, rank}``: the steps of ``rank`` the peers hold;
+- worker socket ``ckpt_peer_steps {job, rank}``: the steps of ``rank`` the peers hold, and
+  the world size each was saved at (``world_sizes``: a replica of old rank ``rank`` saved
+  before a resize is not this rank's);
 - worker socket ``ckpt_fetch {job, rank, step}``: pull that replica from a peer into this node's
   memory (``.fetched/``) and return the meta's ``path`` (``{error}`` when no peer has it);
 - HTTP ``PUT|GET /trainguard/replicas/{job}/{rank}/{step}`` and ``GET .../{job}/{rank}``,
@@ -27,7 +29,7 @@ from typing import Any
 import httpx
 from fastapi import APIRouter, HTTPException, Request, Response
 
-from trainguard.agent import ipc
+from trainguard import ipc
 from trainguard.checkpoint import manifest
 from trainguard.checkpoint.manifest import ShardMeta
 from trainguard.checkpoint.replicas import FETCHED, REPLICAS, ReplicaStore
@@ -95,6 +97,7 @@ class Replication:
         """Steps of a rank that at least one peer holds."""
         job, rank = str(message["job"]), int(message["rank"])
         steps: set[int] = set()
+        sizes: dict[str, int] = {}
         for url in self.peer_urls():
             try:
                 reply = self.http.get(f"{url}{ROUTE}/{job}/{rank}")
@@ -103,7 +106,8 @@ class Replication:
                 continue
             if reply.status_code == 200:
                 steps.update(int(s) for s in reply.json().get("steps", []))
-        return {"steps": sorted(steps)}
+                sizes.update(reply.json().get("world_sizes") or {})
+        return {"steps": sorted(steps), "world_sizes": sizes}
 
     def fetch(self, message: dict[str, Any]) -> dict[str, Any]:
         """Pull a replica from the first peer that has it into local memory."""
@@ -142,7 +146,8 @@ class Replication:
 
         @router.get(ROUTE + "/{job}/{rank}")
         def list_replicas(job: str, rank: int) -> dict[str, Any]:
-            return {"steps": self.replicas.steps(job, rank)}
+            sizes = self.replicas.world_sizes(job, rank)
+            return {"steps": sorted(sizes), "world_sizes": {str(s): n for s, n in sizes.items()}}
 
         @router.get(ROUTE + "/{job}/{rank}/{step}")
         def get_replica(job: str, rank: int, step: int) -> Response:

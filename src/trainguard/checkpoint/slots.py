@@ -10,22 +10,40 @@ tmpfs through a mapping raises SIGBUS and kills the process, while ``fallocate``
 with ENOSPC, which we turn into `StorageFull`. The mapping is made with ``MAP_POPULATE`` so the
 first copy into a fresh slot does not pay one page fault per 4 KiB; slots are reused, so a save
 costs about one memcpy of the state.
+
+torch is imported on the first tensor view of a slot, not with this module: the MTC server
+stores opaque bytes in slots (`write`, `buffer`) and never loads it.
 """
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import errno
 import mmap
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-
+from trainguard.checkpoint.checksum import ALGORITHM, of_buffer
 from trainguard.errors import CheckpointError, StorageFull
+
+if TYPE_CHECKING:
+    import torch
 
 _POPULATE = getattr(mmap, "MAP_POPULATE", 0)
 GROWTH_SLACK = 1 << 20
+
+
+def slot_name(index: int) -> str:
+    """The file name of ring slot ``index``."""
+    return f"slot_{index}.bin"
+
+
+def slot_index(name: str) -> int | None:
+    """The ring index a slot file name stands for (None for another name)."""
+    stem = name.removeprefix("slot_").removesuffix(".bin")
+    return int(stem) if stem.isdigit() else None
 
 
 def _reserve(fd: int, size: int, path: Path) -> None:
@@ -83,13 +101,16 @@ class Slot:
         finally:
             os.close(fd)
         self.capacity = wanted
-        self._bytes = torch.frombuffer(self._map, dtype=torch.uint8)
 
     @property
     def bytes(self) -> torch.Tensor:
-        """The whole slot as a uint8 tensor sharing the mapping."""
-        if self._bytes is None:
+        """The whole slot as a uint8 tensor sharing the mapping (made once per mapping)."""
+        if self._map is None:
             raise CheckpointError(f"{self.path}: slot is closed")
+        if self._bytes is None:
+            import torch  # noqa: PLC0415 - only tensor users pay for torch (module docstring)
+
+            self._bytes = torch.frombuffer(self._map, dtype=torch.uint8)
         return self._bytes
 
     def view(
@@ -102,6 +123,8 @@ class Slot:
         """
         if self._map is None:
             raise CheckpointError(f"{self.path}: slot is closed")
+        import torch  # noqa: PLC0415 - only tensor users pay for torch (module docstring)
+
         count = nbytes // torch.empty((), dtype=dtype).element_size()
         if count == 0:
             return torch.empty(shape, dtype=dtype)
@@ -113,6 +136,26 @@ class Slot:
         if self._map is None:
             raise CheckpointError(f"{self.path}: slot is closed")
         return memoryview(self._map)[offset : offset + nbytes]
+
+    def write(self, offset: int, data: builtins.bytes) -> None:  # `bytes` is the property
+        """Copy ``data`` into the slot at ``offset`` (the slot must hold it)."""
+        if offset + len(data) > self.capacity:
+            raise CheckpointError(
+                f"{self.path}: {len(data)} bytes at {offset} overflow a {self.capacity}-byte slot"
+            )
+        view = self.buffer(offset, len(data))
+        try:
+            view[:] = data
+        finally:
+            view.release()
+
+    def checksum(self, nbytes: int, algorithm: str = ALGORITHM) -> str:
+        """The checksum of the slot's first ``nbytes`` (the committed blob)."""
+        view = self.buffer(0, nbytes)
+        try:
+            return of_buffer(view, algorithm)
+        finally:
+            view.release()
 
     def close(self) -> None:
         """Unmap. Views handed out must be gone (the mapping refuses to close otherwise)."""

@@ -1,17 +1,19 @@
 """``trainguard controller`` and ``trainguard cluster up|down|status``.
 
-``controller`` runs the controller in the foreground (what a Deployment does on Kubernetes);
-``cluster up`` creates the simulated nodes and starts a controller in the background, so
-``trainguard job ...`` commands have something to act on; ``cluster down`` deletes every job
-and stops it.
+``controller`` runs the controller in the foreground (what a Deployment does on Kubernetes)
+and exits non-zero when it loses its lease; ``cluster up`` creates the simulated nodes and
+starts a controller in the background — and says it runs only once that process holds the
+lease and has kept it through a renewal, so a controller that dies at start is reported with
+its log, not as running; ``cluster down`` deletes every job and stops every controller
+process of the cluster (`trainguard.cli.controllers`), not only the lease holder.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import signal
-import subprocess
-import sys
 import time
 from types import FrameType
 from typing import Annotated, Literal
@@ -19,13 +21,26 @@ from typing import Annotated, Literal
 import typer
 
 from trainguard.backends.local.cluster import LocalClusterConfig, load_config, save_config
-from trainguard.cli import console
+from trainguard.backends.local.daemons import (
+    StartedProcess,
+    start_controller,
+    start_health_agents,
+    stop_health_agents,
+)
+from trainguard.backends.local.mtcservers import stop_mtc_servers
+from trainguard.cli import console, controllers
+from trainguard.cli.checkpoint import MtcServersFlag, start_node_servers
 from trainguard.cli.console import handle_errors
-from trainguard.cli.health import start_health_agents, stop_health_agents
-from trainguard.cli.local import open_cluster
+from trainguard.cli.local import LocalCluster, open_cluster
+from trainguard.controller.deps import ControllerSettings
+from trainguard.controller.lease import LEASE_DURATION
 from trainguard.controller.loop import Controller
 
 cluster_app = typer.Typer(help="Start and stop the local cluster.", no_args_is_help=True)
+START_TIMEOUT = 30.0
+"""Seconds ``cluster up`` waits for its controller to hold the lease through one renewal."""
+LOG_TAIL_LINES = 20
+"""Lines of ``controller.log`` ``cluster up`` prints when the controller died at start."""
 
 
 def controller(
@@ -35,14 +50,35 @@ def controller(
     nodes: Annotated[
         int | None, typer.Option("--nodes", help="Create nodes up to this count.")
     ] = None,
+    lease_seconds: Annotated[
+        float,
+        typer.Option("--lease-seconds", min=1.0, help="Renew the lease within this many seconds."),
+    ] = LEASE_DURATION,
 ) -> None:
-    """Run the controller in the foreground until SIGTERM or Ctrl-C (pods keep running)."""
+    """Run the controller in the foreground until SIGTERM or Ctrl-C (pods keep running).
+
+    Exits 1 when another controller holds the lease, or took it over from this one.
+    """
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     cluster = open_cluster()
+    entry = controllers.register(cluster.home)
+    try:
+        _run_controller(cluster, metrics_port=metrics_port, nodes=nodes, lease=lease_seconds)
+    finally:
+        controllers.unregister(entry)
+
+
+def _run_controller(
+    cluster: LocalCluster, *, metrics_port: int | None, nodes: int | None, lease: float
+) -> None:
     backend = cluster.backend()
     if nodes is not None:
         backend.cluster.ensure_nodes(nodes, now=time.time())
-    ctrl = Controller(store=cluster.store, backend=backend)
-    ctrl.start(metrics_port=metrics_port)
+    settings = ControllerSettings(lease_duration=lease)
+    ctrl = Controller(store=cluster.store, backend=backend, settings=settings)
+    ctrl.start(metrics_port=metrics_port, wait=2 * lease)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         del signum, frame
@@ -77,6 +113,7 @@ def up(
     health_agents: Annotated[
         bool, typer.Option("--health-agents", help="Start a health agent per node.")
     ] = False,
+    mtc: MtcServersFlag = None,
 ) -> None:
     """Create nodes and start a controller in the background."""
     if node_recovery not in ("Automatic", "None"):
@@ -95,32 +132,42 @@ def up(
     if health_agents:
         stop_health_agents(cluster.home)
         start_health_agents(cluster.home, [n.name for n in created])
+    if mtc is False and stop_mtc_servers(cluster.home):  # none, also none left from before
+        console.out.print("MTC servers stopped (--no-mtc)", markup=False)
+    nodes_up = [n.name for n in created]
+    if servers := start_node_servers(cluster.home, cluster.backend().cluster, nodes_up, flag=mtc):
+        console.out.print(f"MTC servers: {', '.join(s.url for s in servers)}", markup=False)
     if cluster.live_controller() is not None:
         console.out.print("controller already running", markup=False)
         return
-    command = [sys.executable, "-m", "trainguard", "controller"]
-    if metrics_port is not None:
-        command += ["--metrics-port", str(metrics_port)]
-    with (cluster.home / "controller.log").open("ab") as log:
-        subprocess.Popen(
-            command,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            env=dict(os.environ),
-        )
-    deadline = time.monotonic() + 30
-    while cluster.live_controller() is None:
-        if time.monotonic() > deadline:
-            console.fail(
-                f"the controller did not start; see {cluster.home / 'controller.log'}",
-                console.EXIT_FAILED,
-            )
-        time.sleep(0.2)
+    process = start_controller(cluster.home, metrics_port=metrics_port)
+    problem = _wait_until_leading(cluster, process)
+    if problem is not None:
+        for line in process.log_tail(LOG_TAIL_LINES):
+            console.err.print(line, markup=False, highlight=False)
+        console.fail(f"{problem}; see {process.log}", console.EXIT_FAILED)
     console.out.print(
         f"cluster up: {nodes} node(s), controller running ({cluster.home})", markup=False
     )
+
+
+def _wait_until_leading(cluster: LocalCluster, process: StartedProcess) -> str | None:
+    """None once ``process`` holds the lease and renewed it once; else what went wrong."""
+    deadline = time.monotonic() + START_TIMEOUT
+    first: int | None = None
+    while time.monotonic() < deadline:
+        code = process.exit_code()
+        if code is not None:
+            return f"the controller exited at start (exit code {code})"
+        lease = cluster.store.current_lease()
+        if lease is not None and lease.pid == process.pid:
+            first = lease.renewals if first is None else first
+            if lease.renewals > first:
+                return None
+        time.sleep(0.2)
+    with contextlib.suppress(OSError):
+        os.kill(process.pid, signal.SIGTERM)
+    return f"the controller did not take the lease within {START_TIMEOUT:g} s"
 
 
 @cluster_app.command("down")
@@ -135,13 +182,19 @@ def down(timeout: Annotated[float, typer.Option("--timeout")] = 120.0) -> None:
     while lease is not None and cluster.store.list_jobs() and time.monotonic() < deadline:
         time.sleep(0.2)
     if lease is not None:
-        os.kill(lease.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(lease.pid, signal.SIGCONT)
+            os.kill(lease.pid, signal.SIGTERM)
+    stopped = controllers.stop_all(cluster.home)
     backend = cluster.backend()
     for record in cluster.store.list_jobs():
         for pod in cluster.store.list_pods(record.namespace, record.name):
             backend.delete_pod(pod, grace=10)
         backend.release_job(record.namespace, record.name, record.uid)
         cluster.store.remove_job(record.namespace, record.name)
+    stop_mtc_servers(cluster.home)
     backend.cluster.teardown()
     stop_health_agents(cluster.home)
-    console.out.print("cluster down", markup=False)
+    if lease is not None and lease.pid not in stopped:
+        stopped.append(lease.pid)
+    console.out.print(f"cluster down ({len(stopped)} controller(s) stopped)", markup=False)

@@ -19,6 +19,8 @@ from trainguard.errors import SpecError, TrainguardError, UserError
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_FAULT_NOT_INJECTED = 3
+"""A requested fault could not be injected (``run``, ``fault inject``): the test did not run."""
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)

@@ -1,34 +1,36 @@
 """``trainguard health check``, ``trainguard health deep`` and ``trainguard health-agent``.
 
 Thin wiring only: the checks come from `trainguard.health.catalog`, the loop from
-`trainguard.health.HealthAgent`, and the node sink from `make_sink`, the one place that decides
-where node labels live (the local cluster's store today; a Kubernetes sink later).
+`trainguard.health.HealthAgent`, and the node sink from `make_sink` (the local cluster's store)
+or, with ``--kubeconfig``/``--in-cluster``, from `kube_sink` (the Node object through the
+Kubernetes API, `trainguard.backends.kubernetes.nodesink`). On Kubernetes the agent runs as a
+DaemonSet pod: ``--in-cluster`` uses its service account, and ``--node`` defaults to
+``$NODE_NAME`` (the downward API's ``spec.nodeName``).
 """
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
-import psutil
 import typer
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from rich.table import Table
 
 from trainguard import constants as c
 from trainguard.backends.local.cluster import LocalCluster, load_config
 from trainguard.backends.local.nodesink import StoreNodeSink
 from trainguard.cli import console
 from trainguard.cli.console import handle_errors
+from trainguard.cli.kubehealth import InClusterOpt, KubeconfigOpt, kube_sink
 from trainguard.cli.local import open_cluster
+from trainguard.cli.output import OBJECTS, TEXT, emit, parse_format
+from trainguard.cli.output import option as output_option
+from trainguard.cli.render import table, text
 from trainguard.errors import NotFoundError, UsageError
 from trainguard.health import (
     HealthAgent,
@@ -127,15 +129,14 @@ def check(
     *,
     node: Annotated[str | None, typer.Option("--node", help="Simulated node to check.")] = None,
     checks: ChecksOpt = None,
-    output: Annotated[str, typer.Option("--output", "-o", help="text or json")] = "text",
+    output: Annotated[str, output_option(OBJECTS)] = TEXT,
     disk_path: DiskOpt = None,
     kernel_log: KernelOpt = None,
     controller_url: UrlOpt = None,
     expected_gpus: GpusOpt = None,
 ) -> None:
     """Run the checks once on this machine and print the reports (exit 1 if any failed)."""
-    if output not in ("text", "json"):
-        raise UsageError(f"--output must be text or json, not {output!r}")
+    fmt = parse_format(output, OBJECTS)
     settings = node_settings(
         node,
         disk_paths=disk_path,
@@ -146,8 +147,8 @@ def check(
     )
     now = time.time()
     reports = [probe(s.check, now) for s in build_checks(settings, names=_names(checks))]
-    if output == "json":
-        console.print_json({"node": node, "reports": [r.to_json() for r in reports]})
+    if fmt.is_document:
+        emit({"node": node, "reports": [r.to_json() for r in reports]}, fmt)
     else:
         _print_table(reports)
     if any(r.status is HealthStatus.UNHEALTHY for r in reports):
@@ -155,18 +156,21 @@ def check(
 
 
 def _print_table(reports: list[HealthReport]) -> None:
-    table = Table(box=None, pad_edge=False)
-    for column in ("CHECK", "STATUS", "REASON", "ACTION", "MESSAGE"):
-        table.add_column(column)
-    for r in reports:
-        action = r.action.label if r.failed else "-"
-        table.add_row(r.check, r.status.value, r.reason, action, r.message)
-    console.out.print(table)
+    rows = [
+        [r.check, r.status.value, text(r.reason), r.action.label if r.failed else "-", r.message]
+        for r in reports
+    ]
+    shown = table(("CHECK", "STATUS", "REASON", "ACTION", "MESSAGE"), rows)[0]
+    console.out.print(shown, markup=False, highlight=False)
 
 
 def health_agent(
     *,
-    node: Annotated[str, typer.Option("--node", help="The node this agent watches.")],
+    node: Annotated[
+        str, typer.Option("--node", envvar=c.ENV_NODE_NAME, help="The node this agent watches.")
+    ],
+    kubeconfig: KubeconfigOpt = None,
+    in_cluster: InClusterOpt = False,
     checks: ChecksOpt = None,
     disk_path: DiskOpt = None,
     kernel_log: KernelOpt = None,
@@ -176,10 +180,15 @@ def health_agent(
     kernel_interval: Annotated[float, typer.Option(help="Seconds between log reads.")] = 5.0,
     recover_after: Annotated[int, typer.Option(help="Passing probes before recovery.")] = 3,
 ) -> None:
-    """Run the node health loop for ``--node`` until SIGTERM/SIGINT."""
-    sink = make_sink(node)
+    """Run the node health loop for ``--node`` until SIGTERM/SIGINT.
+
+    Without ``--kubeconfig``/``--in-cluster`` the node is one of the local cluster's; with
+    either, it is a Kubernetes Node (labels, annotations and Events through the API).
+    """
+    on_kube = kubeconfig is not None or in_cluster
+    sink = kube_sink(node, kubeconfig=kubeconfig) if on_kube else make_sink(node)
     settings = node_settings(
-        node,
+        None if on_kube else node,
         disk_paths=disk_path,
         kernel_log=kernel_log,
         controller_url=controller_url,
@@ -248,9 +257,13 @@ def deep(
     duration: Annotated[
         float | None, typer.Option("--duration", help="Seconds of compute burn per device.")
     ] = None,
-    output: Annotated[str, typer.Option("--output", "-o", help="text or json")] = "text",
+    kubeconfig: KubeconfigOpt = None,
+    in_cluster: InClusterOpt = False,
+    output: Annotated[str, output_option(OBJECTS)] = TEXT,
 ) -> None:
-    """Run deep health checks on nodes of the local cluster (exit 1 if any node failed)."""
+    """Run deep health checks on nodes of the local cluster, or on Kubernetes Nodes with
+    ``--kubeconfig``/``--in-cluster`` (the chart's Job); exit 1 if any node failed."""
+    fmt = parse_format(output, OBJECTS)
     settings = load_deep_config(config)
     if duration is not None:
         settings.instance_stress.duration_s = duration
@@ -261,9 +274,14 @@ def deep(
         raise UsageError(
             f"--checks: unknown {unknown or names}; use InstanceStress, InstanceConnectivity"
         )
-    sink = make_sink(selected[0])
+    on_kube = kubeconfig is not None or in_cluster
+
+    def sink_for(name: str) -> NodeStatusSink:
+        return kube_sink(name, kubeconfig=kubeconfig) if on_kube else make_sink(name)
+
+    sink = sink_for(selected[0])
     for name in selected[1:]:
-        make_sink(name)  # every node must exist before any is marked
+        sink_for(name)  # every node must exist before any is marked
     # torch takes seconds to import: only this command pays for it.
     from trainguard.health.deep.connectivity import InstanceConnectivity  # noqa: PLC0415
     from trainguard.health.deep.stress import InstanceStress  # noqa: PLC0415
@@ -274,12 +292,13 @@ def deep(
     if c.DEEP_CHECK_CONNECTIVITY in names:
         deep_checks.append(InstanceConnectivity(selected, settings.instance_connectivity))
     results = DeepHealthRunner(sink).run(selected, deep_checks)
-    if output == "json":
-        console.print_json(
+    if fmt.is_document:
+        emit(
             {
                 name: {"status": r.status, "failures": [f.to_json() for f in r.failures]}
                 for name, r in results.items()
-            }
+            },
+            fmt,
         )
     else:
         for name, r in results.items():
@@ -287,74 +306,3 @@ def deep(
             console.out.print(f"node/{name} {r.status}" + (f": {why}" if why else ""), markup=False)
     if any(r.status == c.DEEP_HEALTH_FAILED for r in results.values()):
         raise typer.Exit(console.EXIT_FAILED)
-
-
-def simulated_kernel_log(home: Path, node: str) -> Path:
-    """The kernel log of simulated ``node``: append Xid lines here to inject a GPU fault."""
-    return home / "nodes" / node / "kern.log"
-
-
-def start_health_agents(home: Path, nodes: list[str]) -> list[int]:
-    """Start one background ``health-agent`` per simulated node (``cluster up --health-agents``).
-
-    Each follows its node's own kernel log (`simulated_kernel_log`) and writes its pid to
-    ``<home>/nodes/<node>/health-agent.pid`` so `stop_health_agents` can end it.
-
-    Returns:
-        The agents' pids.
-    """
-    pids = []
-    for node in nodes:
-        log = simulated_kernel_log(home, node)
-        log.parent.mkdir(parents=True, exist_ok=True)
-        log.touch()
-        command = [
-            sys.executable,
-            "-m",
-            "trainguard",
-            "health-agent",
-            "--node",
-            node,
-            "--checks",
-            "DiskSpace,MemoryPressure,KernelLog",
-            "--kernel-log",
-            str(log),
-            "--interval",
-            "5",
-            "--kernel-interval",
-            "1",
-        ]
-        with (log.parent / "health-agent.log").open("ab") as out:
-            proc = subprocess.Popen(
-                command,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                env={**os.environ, c.ENV_HOME: str(home)},
-            )
-        (log.parent / "health-agent.pid").write_text(str(proc.pid))
-        pids.append(proc.pid)
-    return pids
-
-
-def stop_health_agents(home: Path, *, timeout: float = 10.0) -> int:
-    """SIGTERM every health agent `start_health_agents` started under ``home``; return how
-    many were running. Pid files of agents that are gone are removed."""
-    stopped = 0
-    for pid_file in sorted((home / "nodes").glob("*/health-agent.pid")):
-        pid = int(pid_file.read_text().strip())
-        pid_file.unlink()
-        try:
-            proc = psutil.Process(pid)
-            if "health-agent" not in proc.cmdline():
-                continue
-            proc.terminate()
-            proc.wait(timeout=timeout)
-            stopped += 1
-        except psutil.NoSuchProcess:
-            continue
-        except psutil.TimeoutExpired:
-            proc.kill()
-            stopped += 1
-    return stopped

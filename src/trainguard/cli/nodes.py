@@ -10,30 +10,33 @@ import time
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from trainguard import constants as c
 from trainguard.cli import console
 from trainguard.cli.console import handle_errors
 from trainguard.cli.local import open_cluster
-from trainguard.cli.validate import Output
+from trainguard.cli.output import OBJECTS, TEXT, as_list, emit, parse_format
+from trainguard.cli.output import option as output_option
+from trainguard.cli.render import table
 from trainguard.errors import UsageError
 from trainguard.spec.base import check_labels
 from trainguard.store.records import EventRecord
 
+NODE_COLUMNS = ("NAME", "HEALTH", "DEEP-HEALTH", "FAULT-REASONS", "INSTANCE-TYPE", "PODS")
 node_app = typer.Typer(help="Inspect and label the local cluster's nodes.", no_args_is_help=True)
 
 
 @node_app.command("list")
 @handle_errors
-def list_nodes(output: Annotated[Output, typer.Option("--output", "-o")] = Output.text) -> None:
+def list_nodes(output: Annotated[str, output_option(OBJECTS)] = TEXT) -> None:
     """Nodes with health, deep-health status, fault reasons and the pods they host."""
+    fmt = parse_format(output, OBJECTS)
     store = open_cluster().store
     nodes = store.list_nodes()
     pods: dict[str, list[str]] = {}
     for pod in store.list_pods():
         pods.setdefault(pod.node, []).append(pod.name)
-    if output is Output.json:
+    if fmt.is_document:
         items = [
             {
                 "name": n.name,
@@ -43,21 +46,20 @@ def list_nodes(output: Annotated[Output, typer.Option("--output", "-o")] = Outpu
             }
             for n in nodes
         ]
-        console.print_json({"apiVersion": "v1", "kind": "List", "items": items})
+        emit(as_list(items), fmt)
         return
-    table = Table(box=None, pad_edge=False)
-    for column in ("NAME", "HEALTH", "DEEP-HEALTH", "FAULT-REASONS", "INSTANCE-TYPE", "PODS"):
-        table.add_column(column)
-    for node in nodes:
-        table.add_row(
+    rows = [
+        [
             node.name,
             node.labels.get(c.LABEL_NODE_HEALTH, "-"),
             node.labels.get(c.LABEL_DEEP_HEALTH, "-"),
             node.labels.get(c.LABEL_FAULT_REASONS, "-"),
             node.labels.get(c.LABEL_INSTANCE_TYPE, "-"),
             ",".join(pods.get(node.name, [])) or "-",
-        )
-    console.out.print(table)
+        ]
+        for node in nodes
+    ]
+    console.out.print(table(NODE_COLUMNS, rows)[0], markup=False, highlight=False)
 
 
 @node_app.command("label")
@@ -66,7 +68,7 @@ def label(
     node: str,
     assignments: Annotated[list[str], typer.Argument(help="KEY=VALUE to set, KEY- to remove.")],
 ) -> None:
-    """Set or remove labels of a node (``--overwrite`` is implied)."""
+    """Set or remove labels of a node (--overwrite is implied)."""
     changes: dict[str, str | None] = {}
     for item in assignments:
         if item.endswith("-") and "=" not in item:

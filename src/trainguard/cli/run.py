@@ -8,24 +8,37 @@ how a ``run`` killed mid-job is continued: run the same command again.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Annotated
 
 import typer
 
+from trainguard.backends.local.cluster import MAX_NODES
+from trainguard.backends.local.mtcservers import (
+    remove_server_memory,
+    running_servers,
+    stop_mtc_servers,
+)
 from trainguard.cli import console
+from trainguard.cli.checkpoint import MtcServersFlag, start_node_servers
+from trainguard.cli.faults import report_outcomes
+from trainguard.cli.liveview import JobDisplay
 from trainguard.cli.local import LocalCluster, open_cluster
-from trainguard.cli.progress import ProgressView
+from trainguard.cli.output import Format, emit
 from trainguard.cli.render import describe, job_object
-from trainguard.cli.validate import Output, read_manifest
-from trainguard.controller.faults import parse_fault
+from trainguard.cli.report import write_run_report
+from trainguard.cli.validate import Output, print_warnings, read_manifest
 from trainguard.controller.loop import Controller
-from trainguard.controller.state import TERMINAL, JobPhase, JobState
+from trainguard.controller.state import TERMINAL, JobPhase
 from trainguard.controller.submit import submit, with_name
 from trainguard.errors import UsageError
+from trainguard.policy.elastic import elastic_bounds
+from trainguard.spec.faults import FaultSpec, parse_fault
 from trainguard.spec.job import HyperPodPyTorchJob
 from trainguard.store.records import JobRecord
 
@@ -34,6 +47,7 @@ POLL_SECONDS = 0.5
 
 def run(
     file: Annotated[str, typer.Argument(help="Job manifest (HyperPodPyTorchJob or PyTorchJob).")],
+    *,
     nodes: Annotated[
         int | None,
         typer.Option("--nodes", help="Simulated nodes (default: replicas + spares + 1)."),
@@ -42,50 +56,95 @@ def run(
         list[str] | None,
         typer.Option(
             "--fault",
-            help="KIND[:rank=R,node=N,after=S]; KIND: kill-worker, hang-worker, "
-            "kill-agent, node-unhealthy. Repeatable.",
+            help="KIND[:rank=R,node=N,after=S,at-step=N]; KIND: kill-worker, hang-worker, "
+            "kill-agent, node-unhealthy; after= counts from the first training step. "
+            "Repeatable.",
         ),
     ] = None,
     output: Annotated[
-        Output, typer.Option("--output", "-o", help="text or json (the final job).")
+        Output, typer.Option("--output", "-o", help="text, json or yaml (the final job).")
     ] = Output.text,
     envsubst: Annotated[
         bool, typer.Option("--envsubst", help="Substitute $VARS from the environment.")
     ] = False,
+    mtc: MtcServersFlag = None,
 ) -> None:
-    """Run a job to the end on the local cluster; exit 0 if Completed, 1 if Failed."""
-    faults = [parse_fault(f).render() for f in fault or []]
+    """Run a job to the end on the local cluster.
+
+    Exit: 0 Completed, 1 Failed, 2 bad input, 3 a requested fault was not injected.
+
+    Every requested fault's outcome is printed at the end.
+    """
+    faults = [parse_fault(f) for f in fault or []]
     loaded = read_manifest(file, envsubst=envsubst)
+    print_warnings(loaded)
     if len(loaded) != 1:
         raise UsageError(f"{file}: holds {len(loaded)} jobs; run takes exactly one")
     job = with_name(loaded[0].job)
     cluster = open_cluster()
     _ensure_nodes(cluster, job, nodes)
     source_dir = str(Path(file).resolve().parent) if file != "-" else str(Path.cwd())
-    record = _submit_or_attach(cluster, job, faults=faults, source_dir=source_dir)
-    final = _follow(cluster, record)
+    with mtc_servers(cluster, flag=mtc):
+        record = _submit_or_attach(cluster, job, faults=faults, source_dir=source_dir)
+        final = _follow(cluster, record)
     _print_final(cluster, final, output)
-    phase = JobState.model_validate(final.state).phase
-    raise typer.Exit(console.EXIT_OK if phase is JobPhase.COMPLETED else console.EXIT_FAILED)
+    _write_report(cluster, final)
+    _print_kept_pods(cluster, final)
+    all_fired = report_outcomes(cluster, final)
+    phase = final.state.phase
+    if phase is not JobPhase.COMPLETED:
+        raise typer.Exit(console.EXIT_FAILED)
+    raise typer.Exit(console.EXIT_OK if all_fired else console.EXIT_FAULT_NOT_INJECTED)
+
+
+@contextlib.contextmanager
+def mtc_servers(cluster: LocalCluster, *, flag: bool | None) -> Iterator[None]:
+    """An MTC server per node while the job runs, unless ``--no-mtc`` (`start_node_servers`).
+
+    Servers ``cluster up`` started are used and left running (with ``--no-mtc`` too: pods on
+    those nodes still get them); servers started here are stopped, and their shards deleted,
+    when the job ends.
+    """
+    home, nodes = cluster.home, [n.name for n in cluster.store.list_nodes()]
+    owned = flag is not False and not running_servers(home)
+    start_node_servers(home, cluster.backend().cluster, nodes, flag=flag)
+    try:
+        yield
+    finally:
+        if owned:
+            stop_mtc_servers(home)
+            remove_server_memory(cluster.backend().cluster, nodes)
 
 
 def _ensure_nodes(cluster: LocalCluster, job: HyperPodPyTorchJob, nodes: int | None) -> None:
-    needed = job.spec.total_replicas
-    count = nodes if nodes is not None else needed + job.spec.total_spares + 1
+    """Size the local cluster for ``job``; a job that cannot fit is refused, not attempted.
+
+    An elastic job needs ``minReplicas`` nodes and gets its largest size by default.
+    """
+    bounds = elastic_bounds(job.spec)
+    needed = bounds.minimum if bounds else job.spec.total_replicas
+    wanted = bounds.target if bounds else job.spec.total_replicas
+    if needed > MAX_NODES:
+        raise UsageError(
+            f"job {job.name} needs {needed} nodes; a local cluster has at most {MAX_NODES}"
+        )
+    count = nodes if nodes is not None else min(wanted + job.spec.total_spares + 1, MAX_NODES)
     if count < needed:
         raise UsageError(f"--nodes {count} is fewer than the job's {needed} replicas")
     cluster.backend().cluster.ensure_nodes(count, now=time.time())
 
 
 def _submit_or_attach(
-    cluster: LocalCluster, job: HyperPodPyTorchJob, *, faults: list[str], source_dir: str
+    cluster: LocalCluster, job: HyperPodPyTorchJob, *, faults: list[FaultSpec], source_dir: str
 ) -> JobRecord:
     store = cluster.store
     existing = store.find_job(job.namespace, job.name)
     if existing is not None:
-        phase = JobState.model_validate(existing.state).phase
+        phase = existing.state.phase
         if phase not in TERMINAL and not existing.deletion_requested:
             console.err.print(f"job {job.name} is already running: following it", markup=False)
+            for spec in faults:  # asked for now: injected into the running job, not dropped
+                store.add_fault_request(existing.namespace, existing.name, spec, time.time())
             return existing
         _remove_finished(cluster, existing)
     return submit(store, job, now=time.time(), source_dir=source_dir, faults=faults)
@@ -117,15 +176,13 @@ def _follow(cluster: LocalCluster, record: JobRecord) -> JobRecord:
 
     previous = signal.signal(signal.SIGINT, on_signal), signal.signal(signal.SIGTERM, on_signal)
     try:
-        with ProgressView(
-            cluster.store, record.namespace, record.name, console=console.err
-        ) as view:
+        with JobDisplay(cluster.store, record.namespace, record.name, console=console.err) as view:
             while True:
                 if controller is not None:
                     controller.step()
                 view.update()
                 current = cluster.store.find_job(record.namespace, record.name)
-                if current is None or JobState.model_validate(current.state).phase in TERMINAL:
+                if current is None or current.state.phase in TERMINAL:
                     break
                 if controller is not None:
                     controller.hub.wakeup.wait(controller.deps.settings.loop_interval)
@@ -145,10 +202,44 @@ def _follow(cluster: LocalCluster, record: JobRecord) -> JobRecord:
     return current
 
 
+def _write_report(cluster: LocalCluster, record: JobRecord) -> None:
+    """The job report (picture + HTML page) into the job's directory; a failure only warns."""
+    try:
+        path = write_run_report(cluster, record)
+    except (OSError, ValueError) as exc:
+        console.warn(f"job report not written: {exc}")
+        return
+    if path is not None:
+        console.err.print(
+            f"job report: {path} and {path.with_suffix('.html')} "
+            f"(trainguard job report {record.name})",
+            markup=False,
+        )
+
+
 def _print_final(cluster: LocalCluster, record: JobRecord, output: Output) -> None:
     events = cluster.store.list_events(kind="Job", namespace=record.namespace, name=record.name)
-    if output is Output.json:
-        console.print_json(job_object(record, events))
+    if output is not Output.text:
+        emit(job_object(record, events), Format(output.value))
         return
     pods = cluster.store.list_pods(record.namespace, record.name)
     console.out.print(describe(record, pods, events, time.time()), markup=False, highlight=False)
+
+
+def _print_kept_pods(cluster: LocalCluster, record: JobRecord) -> None:
+    """Say which processes outlive ``run`` (pods kept by ``cleanPodPolicy``) and how to end them.
+
+    Kept pods hold their nodes: the next job that needs those nodes waits for them, so the
+    user is told here rather than finding out from an Unschedulable job later.
+    """
+    kept = cluster.store.list_pods(record.namespace, record.name)
+    if not kept:
+        return
+    clean = record.job.spec.run_policy.clean_pod_policy
+    lines = [f"{len(kept)} pod(s) of job {record.name} left running (cleanPodPolicy {clean}):"]
+    lines += [f"  pod {p.name} on {p.node}, pid {p.pid}" for p in kept]
+    lines.append(
+        f"remove them with `trainguard job delete {record.name}`"
+        " (or every job and pod with `trainguard cluster down`)"
+    )
+    console.err.print("\n".join(lines), markup=False, highlight=False)

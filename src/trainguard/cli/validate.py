@@ -14,6 +14,8 @@ from trainguard import constants as c
 from trainguard.cli import console
 from trainguard.errors import SpecError, SpecIssue
 from trainguard.spec import LoadedJob, crd, dump_yaml, load_jobs
+from trainguard.spec.limits import MAX_MANIFEST_BYTES
+from trainguard.spec.yamlio import check_size
 
 
 class Output(StrEnum):
@@ -24,18 +26,37 @@ class Output(StrEnum):
     yaml = "yaml"
 
 
+def manifest_warnings(job: LoadedJob) -> list[SpecIssue]:
+    """The spec's warnings, as ``validate``, ``run`` and ``job create`` print them."""
+    return list(job.warnings)
+
+
+def print_warnings(jobs: list[LoadedJob]) -> None:
+    """Every warning of ``jobs`` on stderr, as ``validate`` prints them (run and job create too)."""
+    for job in jobs:
+        for warning in manifest_warnings(job):
+            console.warn(warning.render(job.source))
+
+
 def read_manifest(path: str, *, envsubst: bool = False) -> list[LoadedJob]:
-    """Read and validate the manifest at ``path`` (``-`` = stdin); raises `SpecError`."""
-    if path == "-":
-        text, source = sys.stdin.read(), "<stdin>"
-    else:
-        source = path
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except FileNotFoundError as exc:
-            raise SpecError(source, [SpecIssue("", "no such file")]) from exc
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SpecError(source, [SpecIssue("", f"cannot read: {exc}")]) from exc
+    """Read and validate the manifest at ``path`` (``-`` = stdin); raises `SpecError`.
+
+    At most `MAX_MANIFEST_BYTES` + 1 bytes are read, so a huge file or an endless pipe is
+    refused without being held in memory.
+    """
+    source = "<stdin>" if path == "-" else path
+    try:
+        if path == "-":
+            data = sys.stdin.buffer.read(MAX_MANIFEST_BYTES + 1)
+        else:
+            with Path(path).open("rb") as handle:
+                data = handle.read(MAX_MANIFEST_BYTES + 1)
+        check_size(len(data), source=source)
+        text = data.decode("utf-8")
+    except FileNotFoundError as exc:
+        raise SpecError(source, [SpecIssue("", "no such file")]) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(source, [SpecIssue("", f"cannot read: {exc}")]) from exc
     return load_jobs(text, source=source, env=dict(os.environ) if envsubst else None)
 
 
@@ -60,9 +81,8 @@ def validate(
             for issue in exc.issues:
                 console.error(issue.render(exc.source))
             continue
+        print_warnings(loaded)
         for job in loaded:
-            for warning in job.warnings:
-                console.warn(warning.render(job.source))
             summary = f"{job.source}: {job.summary()}"
             if output is Output.text:
                 console.out.print(summary, markup=False)

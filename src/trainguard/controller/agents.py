@@ -52,6 +52,8 @@ class Seen:
 
     status: AgentStatus | None
     at: float
+    """When it arrived, in monotonic seconds (a cache age, so a wall-clock step cannot freeze
+    polling for hours or make every status look stale at once)."""
     error: str | None = None
 
 
@@ -60,7 +62,7 @@ class AgentHub:
 
     Args:
         client_factory: builds the client of a pod (HTTP by default).
-        clock: time source for cache ages.
+        clock: time source for cache ages (its monotonic clock).
         max_workers: parallel calls at most.
     """
 
@@ -106,7 +108,7 @@ class AgentHub:
     def push(self, pod: str, status: AgentStatus) -> None:
         """Record a status an agent pushed, and wake the controller loop."""
         with self._lock:
-            self._seen[pod] = Seen(status, self._clock.wall())
+            self._seen[pod] = Seen(status, self._clock.monotonic())
         self.wakeup.set()
 
     def forget(self, pod: str) -> None:
@@ -123,7 +125,7 @@ class AgentHub:
 
     def refresh_many(self, pods: Iterable[tuple[PodRecord, str]], *, max_age: float) -> None:
         """Like `refresh` for the pods of many jobs (each with its job's token) in one fan-out."""
-        now = self._clock.wall()
+        now = self._clock.monotonic()
         stale = [
             (pod, token)
             for pod, token in pods

@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from trainguard.backends.base import Backend
+from trainguard.backends.gate import AdmissionGate, OpenGate
 from trainguard.controller.agents import AgentHub
+from trainguard.controller.lease import LEASE_DURATION
 from trainguard.controller.pods import PodMaker
-from trainguard.store.sqlite import SqliteStore
+from trainguard.store.base import Store
 
 
 @dataclass(frozen=True)
@@ -24,15 +26,26 @@ class ControllerSettings:
     """Seconds an agent may take to stop its workers before its pod is replaced."""
     start_resend_after: float = 5.0
     """Seconds after which a /start that left the agent ready is sent again."""
+    callback_host: str = "127.0.0.1"
+    """Address the agents' status push endpoint binds (``0.0.0.0`` in a cluster)."""
+    callback_port: int = 0
+    """Port of the push endpoint (0: any free port)."""
+    callback_advertise: str | None = None
+    """Address agents are told to push to (default: ``callback_host``; the pod IP in a cluster)."""
+    lease_duration: float = LEASE_DURATION
+    """Seconds this controller promises to renew its lease within (a silent holder is taken
+    over after that long)."""
 
 
 @dataclass
 class Deps:
     """The effects a reconcile step may use."""
 
-    store: SqliteStore
+    store: Store
     backend: Backend
     hub: AgentHub
     maker: PodMaker
     settings: ControllerSettings = field(default_factory=ControllerSettings)
     callback_url: str | None = None
+    gate: AdmissionGate = field(default_factory=OpenGate)
+    """Whether a job may have pods now (Kueue on Kubernetes; always yes without one)."""

@@ -3,8 +3,10 @@
 Pure. The order encodes root-cause priority: a node going bad explains workers crashing on
 it and on its peers (collectives fail everywhere once one rank is gone), a lost pod explains its
 own silence, and among agents that report faulted workers the earliest report is the root cause
-(torch.distributed.elastic's rule for error files). Agent reasons are mapped to HyperPod's
-job-level reasons (``LogHang_<rule>`` -> ``LogStateHanging_<rule>``).
+(torch.distributed.elastic's rule for error files). A hang or slowdown that no exited worker
+explains is blamed on the culprit rank across all pods (`trainguard.controller.culprit`), not
+on the pod that reported first. Agent reasons are mapped to HyperPod's job-level reasons
+(``LogHang_<rule>`` -> ``LogStateHanging_<rule>``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from trainguard import constants as c
 from trainguard.agent.protocol import AgentState
 from trainguard.controller.context import PodView
+from trainguard.controller.culprit import stall_fault
 from trainguard.controller.state import ActiveFault
 from trainguard.store.records import NodeRecord
 
@@ -23,6 +26,8 @@ _REASON_PREFIXES = (
     (c.AGENT_REASON_LOG_SLOW_PREFIX, c.REASON_LOG_SLOW_PREFIX),
     (c.AGENT_REASON_LOG_FAULT_PREFIX, c.REASON_LOG_FAULT_PREFIX),
 )
+STALL_PREFIXES = (c.AGENT_REASON_LOG_HANG_PREFIX, c.AGENT_REASON_LOG_SLOW_PREFIX)
+"""Agent reasons that every rank of a stalled job reports alike: blamed on the culprit."""
 
 
 def job_reason(agent_reason: str | None) -> str:
@@ -35,12 +40,16 @@ def job_reason(agent_reason: str | None) -> str:
 
 
 def unhealthy_nodes(pods: Sequence[PodView], nodes: Mapping[str, NodeRecord]) -> list[str]:
-    """Nodes hosting an active pod whose health label asks for a reboot or replacement."""
+    """Nodes hosting an active pod whose health label asks for a reboot or replacement, or
+    whose pod Kubernetes is evicting (``DisruptionTarget``: a drain, a taint, preemption)."""
     found = []
     for pod in pods:
+        if not pod.record.node:
+            continue  # not scheduled yet (Kubernetes): no node to blame; the ready timeout waits
         node = nodes.get(pod.record.node)
         health = node.labels.get(c.LABEL_NODE_HEALTH) if node else c.HEALTH_PENDING_REPLACEMENT
-        if pod.active and health in UNHEALTHY and pod.record.node not in found:
+        faulty = health in UNHEALTHY or c.POD_INFO_DISRUPTION in pod.record.info
+        if pod.active and faulty and pod.record.node not in found:
             found.append(pod.record.node)
     return found
 
@@ -76,18 +85,29 @@ def _node_fault(
 
 def _lost_pods(pods: list[PodView], now: float) -> ActiveFault | None:
     lost = [p for p in pods if not p.alive or p.agent_state is AgentState.SHUTDOWN]
-    if not lost:
-        return None
+    return lost_pods_fault(lost, now=now) if lost else None
+
+
+def lost_pods_fault(lost: Sequence[PodView], *, now: float) -> ActiveFault:
+    """The fault of ``lost`` pods; one that never became ready makes it a start failure."""
     return ActiveFault(
         reason=c.REASON_POD_LOST,
-        message="Pod " + ", ".join(f"{p.name} on {p.record.node}" for p in lost) + " was lost",
+        message="Pod " + "; ".join(describe_lost(p) for p in lost),
         detected_at=now,
         observed_at=now,
         pods=[p.name for p in lost],
         ranks=[p.record.node_rank for p in lost if p.record.node_rank is not None],
         nodes=[p.record.node for p in lost],
         replace=[p.name for p in lost],
+        start_failure=any(p.never_ready for p in lost),
     )
+
+
+def describe_lost(pod: PodView) -> str:
+    """``<pod> on <node> was lost[ before its agent became ready][: <why>]``."""
+    when = " before its agent became ready" if pod.never_ready else ""
+    why = f": {pod.failure}" if pod.failure else ""
+    return f"{pod.name} on {pod.record.node} was lost{when}{why}"
 
 
 def _faulted_agents(pods: list[PodView], now: float) -> ActiveFault | None:
@@ -105,10 +125,14 @@ def _faulted_agents(pods: list[PodView], now: float) -> ActiveFault | None:
             for f in p.status.trainguard.failures
         }
     )
-    message = first.status.message or first.status.reason or "worker fault"
+    message = f"{first.name}: {first.status.message or first.status.reason or 'worker fault'}"
+    reason = job_reason(first.status.reason)
+    if not ranks and (first.status.reason or "").startswith(STALL_PREFIXES):
+        detected_at = _detected_at(first, now)
+        return stall_fault(pods, reason=reason, reported=message, detected_at=detected_at, now=now)
     return ActiveFault(
-        reason=job_reason(first.status.reason),
-        message=f"{first.name}: {message}",
+        reason=reason,
+        message=message,
         detected_at=_detected_at(first, now),
         observed_at=now,
         pods=[p.name for p in faulted],

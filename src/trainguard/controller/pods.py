@@ -9,7 +9,7 @@ fault is remediated by promoting one instead of booting a new pod. Pods are name
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -18,8 +18,8 @@ from trainguard.backends.base import Backend, PodLaunch
 from trainguard.controller.context import JobContext, PodView
 from trainguard.policy.placement import NodeView, Slot, Unschedulable, place
 from trainguard.spec.job import ReplicaSpec
+from trainguard.store.base import Store
 from trainguard.store.records import PodRecord
-from trainguard.store.sqlite import SqliteStore
 
 DEFAULT_GRACE_SECONDS = 30.0
 
@@ -33,16 +33,26 @@ class PodPlan:
     node_rank: int | None
 
 
-def rank_plans(ctx: JobContext, ranks: Iterable[int] | None = None) -> list[PodPlan]:
-    """Plans for the given node ranks (all ranks when None)."""
-    plans, rank = [], 0
+def rank_plans(
+    ctx: JobContext, ranks: Iterable[int] | None = None, *, size: int | None = None
+) -> list[PodPlan]:
+    """Plans for the given node ranks (all ranks when None).
+
+    An elastic job has one replica group and `JobContext.size` ranks of it (``size`` ranks
+    when given: the plans of a size it might grow to).
+    """
+    spec = ctx.job.spec
+    size = size or ctx.state.size
+    if size is not None:
+        groups = [spec.replica_specs[0]] * size
+    else:
+        groups = [group for group in spec.replica_specs for _ in range(group.replicas)]
     wanted = None if ranks is None else set(ranks)
-    for group in ctx.job.spec.replica_specs:
-        for _ in range(group.replicas):
-            if wanted is None or rank in wanted:
-                plans.append(PodPlan(f"rank-{rank}", group, rank))
-            rank += 1
-    return plans
+    return [
+        PodPlan(f"rank-{rank}", group, rank)
+        for rank, group in enumerate(groups)
+        if wanted is None or rank in wanted
+    ]
 
 
 def spare_plans(ctx: JobContext, *, existing: int) -> list[PodPlan]:
@@ -66,7 +76,10 @@ def plan_placement(
     slots = [
         Slot(
             plan.key,
-            node_selector=dict(plan.group.template.spec.node_selector or {}),
+            node_selector={
+                **(plan.group.template.spec.node_selector or {}),
+                **ctx.admission.node_selector,
+            },
             affinity=plan.group.template.spec.affinity,
             previous_node=ctx.state.placement.get(str(plan.node_rank)),
         )
@@ -76,14 +89,31 @@ def plan_placement(
 
 
 class PodMaker:
-    """Creates and deletes a job's pods through the backend, keeping the store in step."""
+    """Creates and deletes a job's pods through the backend; their rows go with the step.
 
-    def __init__(self, *, store: SqliteStore, backend: Backend) -> None:
+    The processes start and stop at once (the backend's effects cannot be rolled back); the
+    pod rows join the step's `StepWrite`, so they land with the job's status or not at all.
+    A refused write is followed by `Reconciler` deleting the pods launched in the step, so no
+    process outlives the row that would have tracked it.
+
+    Args:
+        store: the cluster's store.
+        backend: where pods run.
+        guard: called right before a pod process is started or killed; raises when this
+            controller may no longer act (it lost its lease), so no process is touched.
+    """
+
+    def __init__(
+        self, *, store: Store, backend: Backend, guard: Callable[[], None] | None = None
+    ) -> None:
         self.store, self.backend = store, backend
+        self.guard = guard or (lambda: None)
 
-    def occupied_nodes(self) -> set[str]:
-        """Nodes that host a pod of any job."""
-        return {pod.node for pod in self.store.list_pods()}
+    def occupied_nodes(self, ctx: JobContext) -> set[str]:
+        """Nodes that host a pod of any job (with ``ctx``'s step's pods, not yet written)."""
+        removed = set(ctx.write.removed_pods)
+        stored = {p.node for p in self.store.list_pods() if (p.namespace, p.name) not in removed}
+        return stored | {pod.record.node for pod in ctx.pods}
 
     def create(self, ctx: JobContext, plan: PodPlan, node: str) -> PodRecord:
         """Create one pod from ``plan`` on ``node`` and store it."""
@@ -112,26 +142,34 @@ class PodMaker:
             attempt=ctx.state.attempt,
             container=plan.group.template.spec.containers[0],
             nproc_per_node=ctx.job.spec.nproc_per_node,
-            nnodes=ctx.job.spec.total_replicas,
+            nnodes=ctx.size,
             token=ctx.state.token,
             source_dir=ctx.record.source_dir,
             labels={**template_labels, **labels},
+            template=plan.group.template,
+            avoid=tuple(ctx.state.avoid),
+            node_selector=dict(ctx.admission.node_selector),
+            tolerations=tuple(ctx.admission.tolerations),
         )
+        self.guard()
         pod = self.backend.create_pod(launch, now=ctx.now)
-        self.store.save_pod(pod)
+        ctx.write.launched.append(pod)
+        ctx.write.save_pod(pod)
         ctx.pods.append(PodView(pod, alive=True))
         return pod
 
     def delete(self, ctx: JobContext, pods: list[PodView]) -> None:
         """Delete pods (in parallel where there are several) and forget them."""
         grace = _grace(ctx)
+        if pods:
+            self.guard()
         if len(pods) == 1:
             self.backend.delete_pod(pods[0].record, grace=grace)
         elif pods:
             with ThreadPoolExecutor(max_workers=min(16, len(pods))) as pool:
                 list(pool.map(lambda p: self.backend.delete_pod(p.record, grace=grace), pods))
         for pod in pods:
-            self.store.remove_pod(pod.record.namespace, pod.name)
+            ctx.write.remove_pod(pod.record.namespace, pod.name)
         names = {p.name for p in pods}
         ctx.pods = [p for p in ctx.pods if p.name not in names]
 

@@ -9,34 +9,38 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Sequence
 
 from trainguard import constants as c
 from trainguard.clock import rfc3339
 from trainguard.controller.context import set_condition
-from trainguard.controller.faults import parse_fault
+from trainguard.controller.fault_injection import check_fits
 from trainguard.controller.state import JobState
+from trainguard.spec.faults import FaultSpec
 from trainguard.spec.job import HyperPodPyTorchJob
+from trainguard.spec.limits import GENERATED_SUFFIX_LENGTH
 from trainguard.spec.status import JobStatus
+from trainguard.store.base import Store
 from trainguard.store.records import EventRecord, JobRecord
-from trainguard.store.sqlite import SqliteStore
 
 
 def submit(
-    store: SqliteStore,
+    store: Store,
     job: HyperPodPyTorchJob,
     *,
     now: float,
     source_dir: str | None = None,
-    faults: list[str] | None = None,
+    faults: Sequence[FaultSpec] = (),
 ) -> JobRecord:
     """Store ``job`` as a new job (and its fault requests); returns the record.
 
     Raises:
         ConflictError: a job of that name exists in the namespace.
-        UsageError: a fault spec is malformed (nothing is stored then).
+        UsageError: a fault aims at a rank the job lacks (nothing is stored then).
     """
-    specs = [parse_fault(f).render() for f in faults or []]
     job = with_name(job)
+    for fault in faults:
+        check_fits(fault, job)
     status = JobStatus()
     set_condition(status, c.COND_CREATED, "True", "Created", "Job created", now=now)
     state = JobState(token=secrets.token_urlsafe(32), phase_since=now)
@@ -44,25 +48,18 @@ def submit(
         namespace=job.namespace,
         name=job.name,
         uid=str(uuid.uuid4()),
+        job=job,
         manifest=job.to_manifest(),
-        status=status.to_manifest(),
-        state=state.model_dump(mode="json"),
+        status=status,
+        state=state,
         created_at=now,
         source_dir=source_dir,
     )
     record.manifest.setdefault("metadata", {})["creationTimestamp"] = rfc3339(now)
-    with store.transaction():
-        store.create_job(record)
-        for spec in specs:
-            store.add_fault_request(record.namespace, record.name, spec, now)
-        store.add_events(
-            [
-                EventRecord(
-                    "Job", record.namespace, record.name, "Normal", "Created", "Job created", now
-                )
-            ]
-        )
-    return record
+    created = EventRecord(
+        "Job", record.namespace, record.name, "Normal", "Created", "Job created", now
+    )
+    return store.create_job(record, faults=faults, events=[created])
 
 
 def with_name(job: HyperPodPyTorchJob) -> HyperPodPyTorchJob:
@@ -70,5 +67,6 @@ def with_name(job: HyperPodPyTorchJob) -> HyperPodPyTorchJob:
     if job.metadata.name:
         return job
     prefix = job.metadata.generate_name or "job-"
-    meta = job.metadata.model_copy(update={"name": prefix + secrets.token_hex(3)})
+    suffix = secrets.token_hex(GENERATED_SUFFIX_LENGTH // 2)
+    meta = job.metadata.model_copy(update={"name": prefix + suffix})
     return job.model_copy(update={"metadata": meta})

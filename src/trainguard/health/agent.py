@@ -24,7 +24,7 @@ from trainguard import constants as c
 from trainguard.clock import Clock, SystemClock
 from trainguard.errors import HealthCheckError
 from trainguard.health.decide import LabelDecision, decide_labels
-from trainguard.health.faults import (
+from trainguard.health.fault_history import (
     SOURCE_AGENT,
     FaultRecord,
     decode_fault_details,

@@ -17,12 +17,8 @@ from pathlib import Path
 from trainguard.errors import UsageError
 from trainguard.health.agent import ScheduledCheck
 from trainguard.health.clockskew import ClockSkewCheck, http_date_offset
-from trainguard.health.gpu import (
-    GpuCountCheck,
-    GpuEccCheck,
-    GpuRetiredPagesCheck,
-    GpuThermalCheck,
-)
+from trainguard.health.gpu import GpuCountCheck, GpuThermalCheck
+from trainguard.health.gpu_memory import GpuEccCheck, GpuRetiredPagesCheck
 from trainguard.health.kernel_check import KernelLogCheck
 from trainguard.health.kernlog import KMSG_PATH, FileLogSource, KmsgSource, LogSource
 from trainguard.health.nvlink import NvLinkCheck

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from trainguard import constants as c
-from trainguard.health.faults import label_value
+from trainguard.health.fault_history import label_value
 from trainguard.health.report import HealthReport, NodeAction
 
 

@@ -10,7 +10,8 @@ numbers.
 
 Rule fields (the CRD's ``logMonitoringConfiguration`` keys):
 
-- ``logPattern``: lines the rule applies to (``re.search``).
+- ``logPattern``: lines the rule applies to (a search anywhere in the line, RE2 syntax:
+  `trainguard.spec.patterns` says why and what differs from Python's `re`).
 - ``expectedStartCutOffInSeconds``: no match on *any* stream within N active seconds of the
   start -> HANGING. A rank that never prints the pattern (only rank 0 logs the loss, say) is
   no alarm once another local rank matched; HyperPod, watching rank 0 only, cannot tell.
@@ -27,13 +28,17 @@ Rule fields (the CRD's ``logMonitoringConfiguration`` keys):
 - ``stopPattern``: once seen on a stream, the rule stops evaluating there.
 
 A rule's state is its worst state over all streams: FAULTED > HANGING > SLOW > HEALTHY > WAITING.
+
+What a rule sees of a line is bounded (`rule_lines`): a line is split at carriage returns
+(a tqdm progress bar redraws itself with ``\\r`` and ends one 150 kB "line" per epoch; each
+redraw is what a terminal shows, so each is evaluated as a line of its own) and each part is cut
+to its first `RULE_LINE_MAX_CHARS` characters. With RE2 that bounds the cost of one line.
 """
 
 from __future__ import annotations
 
 import math
 import operator
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -44,9 +49,17 @@ from pydantic import ValidationError
 from trainguard.errors import SpecError, SpecIssue
 from trainguard.spec.job import LogMonitoringRule
 from trainguard.spec.messages import issues_from_validation
+from trainguard.spec.patterns import RuleMatch, RulePattern, compile_rule_pattern
 from trainguard.spec.semantics import check_rule
 
 RULES_FIELD = "log_monitoring_configuration"
+RULE_LINE_MAX_CHARS = 4096
+"""A rule sees at most this many characters of each line (of each ``\\r`` part): the head,
+where log prefixes and messages are. Together with `PATTERN_MAX_PROGRAM_SIZE` this bounds one
+search (worst case measured: 44 ms for ``[ab]*a[ab]{999}[ab]{990}(!)`` on 4096 random a/b;
+a typical rule takes microseconds)."""
+REPORTED_LINE_MAX_CHARS = 512
+"""The matched line quoted in a verdict is cut to this many characters (it goes into events)."""
 
 
 class RuleState(StrEnum):
@@ -82,8 +95,8 @@ class Rule:
     """A validated, compiled rule."""
 
     name: str
-    pattern: re.Pattern[str]
-    stop: re.Pattern[str] | None = None
+    pattern: RulePattern
+    stop: RulePattern | None = None
     start_cutoff: float | None = None
     recurring: float | None = None
     threshold: float | None = None
@@ -96,8 +109,8 @@ class Rule:
         """Compile a manifest rule (already validated by `check_rule`)."""
         return cls(
             name=spec.name,
-            pattern=re.compile(spec.log_pattern),
-            stop=re.compile(spec.stop_pattern) if spec.stop_pattern else None,
+            pattern=compile_rule_pattern(spec.log_pattern),
+            stop=compile_rule_pattern(spec.stop_pattern) if spec.stop_pattern else None,
             start_cutoff=spec.expected_start_cut_off_in_seconds,
             recurring=spec.expected_recurring_frequency_in_seconds,
             threshold=spec.metric_threshold,
@@ -220,12 +233,16 @@ class RuleEngine:
         }
 
     def feed(self, stream: int, line: str, now: float) -> None:
-        """Evaluate one log line of ``stream`` read at monotonic time ``now``."""
+        """Evaluate one log line of ``stream`` read at monotonic time ``now``.
+
+        The line is split and cut as `rule_lines` says; each part counts as a line.
+        """
         state = self._stream(stream)
         active = state.clock.active(now)
-        for rule, track in zip(self.rules, state.tracks, strict=True):
-            if not track.stopped:
-                _feed(rule, track, line, active)
+        for part in rule_lines(line):
+            for rule, track in zip(self.rules, state.tracks, strict=True):
+                if not track.stopped:
+                    _feed(rule, track, part, active)
 
     def tick(self, now: float) -> None:
         """Let time-based rules fire: call after feeding the lines read up to ``now``."""
@@ -275,6 +292,22 @@ class RuleEngine:
         return list(self._streams.values()) if stream is None else [self._stream(stream)]
 
 
+def rule_lines(line: str) -> list[str]:
+    """What the rules see of one log line: its non-empty ``\\r``-separated parts, in order,
+    each cut to its first `RULE_LINE_MAX_CHARS` characters.
+
+    A cut part ends in ``\\n``, a character no log line holds: ``$`` and ``.`` do not match it,
+    so the cut never looks like the end of the line (``(a+)+$`` must not match a long line of
+    ``a`` that ends in ``!``).
+    """
+    parts = line.split("\r") if "\r" in line else [line]
+    return [_cut(part) for part in parts if part]
+
+
+def _cut(part: str) -> str:
+    return part if len(part) <= RULE_LINE_MAX_CHARS else part[:RULE_LINE_MAX_CHARS] + "\n"
+
+
 def _feed(rule: Rule, track: _Track, line: str, active: float) -> None:
     if rule.stop is not None and rule.stop.search(line):
         track.stopped = True
@@ -284,7 +317,7 @@ def _feed(rule: Rule, track: _Track, line: str, active: float) -> None:
     match = rule.pattern.search(line)
     if match is None:
         return
-    track.last_match, track.last_line = active, line
+    track.last_match, track.last_line = active, line[:REPORTED_LINE_MAX_CHARS]
     if track.state is RuleState.FAULTED:
         return
     if rule.fault_on_match:
@@ -296,8 +329,8 @@ def _feed(rule: Rule, track: _Track, line: str, active: float) -> None:
         track.state = RuleState.HEALTHY
 
 
-def _evaluate_metric(rule: Rule, track: _Track, match: re.Match[str]) -> None:
-    value = _number(match.group(1) if match.re.groups else None)
+def _evaluate_metric(rule: Rule, track: _Track, match: RuleMatch) -> None:
+    value = _number(match.group(1) if rule.pattern.groups else None)
     if value is None:
         if track.state is RuleState.WAITING:
             track.state = RuleState.HEALTHY

@@ -11,6 +11,11 @@ clock reading:
   window, the next fault escalates to a full job restart (JLR: every pod deleted and
   recreated), which opens a fresh window.
 - After ``maxFullJobRestarts`` JLRs, a fault that would need another one fails the job.
+
+A pod lost before its agent became ready (its command not found, a missing Secret) is such a
+fault too (DESIGN §2: "agent/pod lost -> recreate that pod, then PLR"), so a job whose pods
+cannot start uses up its budget and fails instead of recreating pods forever; its pods are
+recreated after `start_backoff`, doubling like the kubelet's CrashLoopBackOff.
 """
 
 from __future__ import annotations
@@ -23,6 +28,10 @@ from trainguard.spec.job import RunPolicy
 REASON_RETRIES_EXHAUSTED = "JobMaxRetryCountExceeded"
 REASON_FULL_RESTARTS_EXHAUSTED = "MaxFullJobRestartsExceeded"
 REASON_NO_RESTART_POLICY = "NoRestartPolicy"
+START_BACKOFF_BASE = 10.0
+"""Seconds before recreating pods after the first start failure (the kubelet's 10 s)."""
+START_BACKOFF_CAP = 300.0
+"""The longest wait between recreations (the kubelet's 5 min)."""
 
 
 @dataclass(frozen=True)
@@ -98,3 +107,11 @@ def record(history: RestartHistory, decision: Restart) -> RestartHistory:
     if decision.kind == c.RESTART_JLR:
         return RestartHistory(history.total + 1, history.full + 1, ())
     return RestartHistory(history.total + 1, history.full, (*history.plr_times, decision.time))
+
+
+def start_backoff(failures: int) -> float:
+    """Seconds to wait before recreating pods after ``failures`` start failures in a row."""
+    if failures <= 0:
+        return 0.0
+    doublings = min(failures - 1, 32)
+    return min(START_BACKOFF_CAP, START_BACKOFF_BASE * float(2**doublings))

@@ -4,7 +4,7 @@ Manifests are Kubernetes objects: camelCase keys, unknown keys preserved (a user
 carry fields of a newer operator, and ``kubectl apply`` would keep them), quantities that are
 ints or strings. `ManifestModel` gives every model those rules once: snake_case attributes,
 camelCase aliases, extra keys kept in ``model_extra`` so a round trip loses nothing, and
-`unknown_fields` reports where they were.
+`unknown_keys` reports where they were.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
+from trainguard.names import DNS_SUBDOMAIN_RE
+
 QUANTITY_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|[KMGTPE]i|[numkMGTPE])?$")
 DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-DNS_SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 LABEL_NAME_RE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)$")
 LABEL_VALUE_RE = re.compile(r"^(([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?)$")
 
@@ -38,20 +39,21 @@ class ManifestModel(BaseModel):
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
-def unknown_fields(value: Any, path: str = "") -> Iterator[str]:
-    """Yield the dotted path of every key kept only because no model knows it."""
+def unknown_keys(value: Any, path: str = "") -> Iterator[tuple[str, ManifestModel, str]]:
+    """Yield ``(dotted path, owning model, key)`` of every key kept only because no model
+    knows it (the owner tells which keys were expected there)."""
     if isinstance(value, ManifestModel):
         for key in value.model_extra or {}:
-            yield join_path(path, key)
+            yield join_path(path, key), value, key
         for name, field in type(value).model_fields.items():
-            yield from unknown_fields(getattr(value, name), join_path(path, field.alias or name))
+            yield from unknown_keys(getattr(value, name), join_path(path, field.alias or name))
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            yield from unknown_fields(item, f"{path}[{index}]")
+            yield from unknown_keys(item, f"{path}[{index}]")
     elif isinstance(value, dict):
         for key, item in value.items():
             if isinstance(item, ManifestModel | list):
-                yield from unknown_fields(item, join_path(path, str(key)))
+                yield from unknown_keys(item, join_path(path, str(key)))
 
 
 def join_path(path: str, key: str) -> str:

@@ -9,26 +9,44 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, WithJsonSchema, field_validator
 
 from trainguard import constants as c
-from trainguard.spec.base import DNS_SUBDOMAIN_RE, ManifestModel
+from trainguard.names import DNS_SUBDOMAIN_RE
+from trainguard.spec.base import ManifestModel
+from trainguard.spec.hints import did_you_mean
 from trainguard.spec.k8s import ObjectMeta, PodTemplateSpec
+from trainguard.spec.limits import (
+    MAX_ELASTIC_SIZES,
+    MAX_LOG_RULES,
+    MAX_REPLICA_GROUPS,
+    MAX_REPLICAS,
+)
+from trainguard.spec.patterns import compile_rule_pattern
 
 CleanPodPolicy = Literal["All", "OnlyComplete", "None"]
 MetricOperator = Literal["gt", "gteq", "lt", "lteq", "eq"]
 RULE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 NPROC_KEYWORDS = ("auto", "cpu", "gpu")
 
+NprocPerNode = Annotated[
+    str,
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "integer"}, {"type": "string"}],
+            "x-kubernetes-int-or-string": True,
+            "description": "Workers per pod: auto, cpu, gpu or a positive integer (8 or '8').",
+        }
+    ),
+]
+"""Written as ``8`` or ``"8"`` in manifests (HyperPod's samples quote it), kept as text."""
+
 
 def compile_pattern(value: str) -> str:
-    """Check that a log pattern is a valid Python regular expression."""
-    try:
-        re.compile(value)
-    except re.error as exc:
-        raise ValueError(f"invalid regular expression: {exc}") from exc
+    """Check that a log pattern compiles with RE2, the linear-time engine rules run on."""
+    compile_rule_pattern(value)
     return value
 
 
@@ -45,7 +63,9 @@ class RestartPolicy(ManifestModel):
     max_num_repeat_offenders_to_avoid: int | None = Field(
         default=None, ge=0, description="Faulty nodes to exclude on the next full restart."
     )
-    scale_up_snooze_time_in_seconds: int | None = Field(default=None, ge=0)
+    scale_up_snooze_time_in_seconds: int | None = Field(
+        default=None, ge=0, description="Elastic jobs grow no sooner than this after a restart."
+    )
 
 
 class LogMonitoringRule(ManifestModel):
@@ -97,7 +117,9 @@ class RunPolicy(ManifestModel):
     clean_pod_policy: CleanPodPolicy = "All"
     job_max_retry_count: int | None = Field(default=None, ge=0)
     restart_policy: RestartPolicy | None = None
-    log_monitoring_configuration: list[LogMonitoringRule] | None = None
+    log_monitoring_configuration: list[LogMonitoringRule] | None = Field(
+        default=None, max_length=MAX_LOG_RULES
+    )
     active_deadline_seconds: int | None = Field(default=None, ge=1)
     startup_deadline_seconds: int | None = Field(default=None, ge=1)
     fault_deadline_seconds: int | None = Field(default=None, ge=1)
@@ -115,9 +137,9 @@ class ReplicaSpec(ManifestModel):
     """A group of identical pods (one per node)."""
 
     name: str = Field(min_length=1, max_length=63)
-    replicas: int = Field(default=1, ge=1)
-    max_replicas: int | None = Field(default=None, ge=1)
-    spares: int = Field(default=0, ge=0)
+    replicas: int = Field(default=1, ge=1, le=MAX_REPLICAS)
+    max_replicas: int | None = Field(default=None, ge=1, le=MAX_REPLICAS)
+    spares: int = Field(default=0, ge=0, le=MAX_REPLICAS)
     template: PodTemplateSpec
 
     @field_validator("name")
@@ -131,12 +153,32 @@ class ReplicaSpec(ManifestModel):
 
 
 class ElasticPolicy(ManifestModel):
-    """Bounds and steps for elastic scaling of the job."""
+    """Bounds and steps for elastic scaling of the job (HyperPod training operator v1.2+).
 
-    min_replicas: int | None = Field(default=None, ge=1)
-    max_replicas: int | None = Field(default=None, ge=1)
-    replica_increment_step: int | None = Field(default=None, ge=1)
-    replica_discrete_values: list[int] | None = Field(default=None, min_length=1)
+    The job runs at the largest allowed size that fits between ``minReplicas`` and
+    ``maxReplicas``, shrinks when a node is lost and none can replace it, and grows back when
+    nodes return (`trainguard.policy.elastic`). The scale-up snooze is
+    ``runPolicy.restartPolicy.scaleUpSnoozeTimeInSeconds``, as in HyperPod.
+    """
+
+    min_replicas: int | None = Field(
+        default=None, ge=1, le=MAX_REPLICAS, description="Fewest nodes the job runs on (1)."
+    )
+    max_replicas: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_REPLICAS,
+        description="Most nodes the job grows to (replicaSpecs maxReplicas, else replicas).",
+    )
+    replica_increment_step: int | None = Field(
+        default=None, ge=1, description="Sizes are minReplicas + k * step (not with discrete)."
+    )
+    replica_discrete_values: list[int] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_ELASTIC_SIZES,
+        description="The only sizes allowed, each within minReplicas..maxReplicas.",
+    )
     scaling_timeout_in_seconds: int | None = Field(default=None, ge=0)
     graceful_shutdown_timeout_in_seconds: int | None = Field(default=None, ge=0)
     faulty_scale_down_timeout_in_seconds: int | None = Field(default=None, ge=0)
@@ -145,8 +187,8 @@ class ElasticPolicy(ManifestModel):
 class JobSpec(ManifestModel):
     """``spec`` of a HyperPodPyTorchJob."""
 
-    nproc_per_node: str = "auto"
-    replica_specs: list[ReplicaSpec] = Field(min_length=1)
+    nproc_per_node: NprocPerNode = "auto"
+    replica_specs: list[ReplicaSpec] = Field(min_length=1, max_length=MAX_REPLICA_GROUPS)
     run_policy: RunPolicy = Field(default_factory=RunPolicy)
     elastic_policy: ElasticPolicy | None = None
 
@@ -189,14 +231,15 @@ class HyperPodPyTorchJob(ManifestModel):
     @classmethod
     def _api_version_is_ours(cls, value: str) -> str:
         if value != c.API_VERSION:
-            raise ValueError(f"must be {c.API_VERSION}")
+            hint = did_you_mean(value, [c.API_VERSION])
+            raise ValueError(f"must be {c.API_VERSION}, got {value!r}{hint}")
         return value
 
     @field_validator("kind")
     @classmethod
     def _kind_is_ours(cls, value: str) -> str:
         if value not in c.KIND_ALIASES:
-            raise ValueError(f"must be {c.KIND}")
+            raise ValueError(f"must be {c.KIND}, got {value!r}{did_you_mean(value, [c.KIND])}")
         return c.KIND
 
     @property

@@ -9,11 +9,15 @@ only keys Kubernetes itself would not know are reported as unknown.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from trainguard.spec.base import DNS_LABEL_RE, Labels, ManifestModel, Quantity
+from trainguard.spec.limits import MAX_ARG_STRLEN, check_env_name, check_exec_string
+
+ExecString = Annotated[str, AfterValidator(check_exec_string)]
+"""A string that reaches ``execve`` (argument, env value): no NUL, valid UTF-8, not too long."""
 
 
 class ObjectMeta(ManifestModel):
@@ -44,9 +48,19 @@ class ObjectMeta(ManifestModel):
 class EnvVar(ManifestModel):
     """One environment variable; ``value`` must be a string, as the API server insists."""
 
-    name: str = Field(min_length=1)
-    value: str | None = None
+    name: Annotated[str, AfterValidator(check_env_name)]
+    value: ExecString | None = None
     value_from: Any = None
+
+    @model_validator(mode="after")
+    def _fits_one_exec_string(self) -> EnvVar:
+        size = len(f"{self.name}={self.value or ''}".encode())
+        if size + 1 > MAX_ARG_STRLEN:
+            raise ValueError(
+                f"{self.name}=<value> is {size} bytes; one variable may have at most "
+                f"{MAX_ARG_STRLEN - 1} (Linux MAX_ARG_STRLEN)"
+            )
+        return self
 
 
 class ResourceRequirements(ManifestModel):
@@ -84,13 +98,13 @@ class Container(ManifestModel):
 
     name: str = Field(min_length=1)
     image: str | None = None
-    command: list[str] | None = None
-    args: list[str] | None = None
+    command: list[ExecString] | None = None
+    args: list[ExecString] | None = None
     env: list[EnvVar] | None = None
     resources: ResourceRequirements | None = None
     ports: list[ContainerPort] | None = None
     volume_mounts: list[VolumeMount] | None = None
-    working_dir: str | None = None
+    working_dir: ExecString | None = None
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
     env_from: list[Any] | None = None
     lifecycle: Any = None

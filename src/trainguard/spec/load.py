@@ -18,15 +18,16 @@ from pydantic import ValidationError
 from trainguard import constants as c
 from trainguard.errors import SpecError, SpecIssue
 from trainguard.spec import kubeflow
-from trainguard.spec.base import unknown_fields
 from trainguard.spec.envsubst import substitute
+from trainguard.spec.hints import closest, did_you_mean, hint_missing, unknown_field_issues
 from trainguard.spec.job import HyperPodPyTorchJob
 from trainguard.spec.messages import issues_from_validation
 from trainguard.spec.semantics import check_job
 from trainguard.spec.yamlio import load_documents
 
-UNKNOWN_FIELD = "unknown field, kept as is"
 PathMap = Callable[[str], str]
+KINDS = (c.KIND, c.KUBEFLOW_KIND)
+APIS = (c.API_VERSION, c.KUBEFLOW_API_VERSION)
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,8 @@ def load_jobs(text: str, *, source: str, env: Mapping[str, str] | None = None) -
         prefix = f"document {index + 1}: " if multi else ""
         if multi and not _is_job_document(document):
             kind = document.get("kind") if isinstance(document, dict) else None
-            skipped.append(SpecIssue(prefix.rstrip(": "), f"kind {kind} skipped", "warning"))
+            hint = did_you_mean(kind, KINDS)
+            skipped.append(SpecIssue(prefix.rstrip(": "), f"kind {kind} skipped{hint}", "warning"))
             continue
         try:
             loaded = parse_job(document, source=source)
@@ -114,16 +116,21 @@ def parse_job(document: Any, *, source: str) -> LoadedJob:
         return _parse_kubeflow(document, source)
     if document.get("kind") in c.KIND_ALIASES or document.get("apiVersion") == c.API_VERSION:
         return _parse_hyperpod(document, source)
-    raise SpecError(
-        source,
-        [
-            SpecIssue(
-                "kind",
-                f"must be {c.KIND} ({c.API_VERSION}) or {c.KUBEFLOW_KIND} "
-                f"({c.KUBEFLOW_API_VERSION}), got {document.get('kind')!r} "
-                f"({document.get('apiVersion')!r})",
-            )
-        ],
+    raise SpecError(source, [_unknown_kind(document)])
+
+
+def _unknown_kind(document: dict[str, Any]) -> SpecIssue:
+    kind, api = document.get("kind"), document.get("apiVersion")
+    guesses = [
+        f"{field} {match}"
+        for field, match in (("kind", closest(kind, KINDS)), ("apiVersion", closest(api, APIS)))
+        if match
+    ]
+    hint = f"; did you mean {', '.join(guesses)}?" if guesses else ""
+    return SpecIssue(
+        "kind",
+        f"must be {c.KIND} ({c.API_VERSION}) or {c.KUBEFLOW_KIND} "
+        f"({c.KUBEFLOW_API_VERSION}), got {kind!r} ({api!r}){hint}",
     )
 
 
@@ -133,12 +140,13 @@ def _parse_hyperpod(
     try:
         job = HyperPodPyTorchJob.model_validate(document)
     except ValidationError as exc:
-        raise SpecError(source, issues_from_validation(exc, path_map=path_map)) from exc
+        issues = issues_from_validation(exc, path_map=path_map)
+        raise SpecError(source, hint_missing(issues, document)) from exc
     found = [_mapped(i, path_map) for i in check_job(job)]
     errors = [i for i in found if i.severity == "error"]
     if errors:
         raise SpecError(source, errors)
-    unknown = [SpecIssue(p, UNKNOWN_FIELD, "warning") for p in unknown_fields(job)]
+    unknown = list(unknown_field_issues(job))
     warnings = [i for i in found if i.severity == "warning"]
     return LoadedJob(job, source, tuple(unknown if path_map is None else []) + tuple(warnings))
 
@@ -147,10 +155,10 @@ def _parse_kubeflow(document: dict[str, Any], source: str) -> LoadedJob:
     try:
         original = kubeflow.KubeflowPyTorchJob.model_validate(document)
     except ValidationError as exc:
-        raise SpecError(source, issues_from_validation(exc)) from exc
+        raise SpecError(source, hint_missing(issues_from_validation(exc), document)) from exc
     converted, notes = kubeflow.convert(original)
     loaded = _parse_hyperpod(converted, source, path_map=_kubeflow_paths(original))
-    unknown = [SpecIssue(p, UNKNOWN_FIELD, "warning") for p in unknown_fields(original)]
+    unknown = list(unknown_field_issues(original))
     return LoadedJob(
         loaded.job,
         source,

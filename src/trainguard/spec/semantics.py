@@ -8,13 +8,20 @@ field a person should edit, so a manifest with five mistakes gets five messages.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 
 from trainguard.errors import SpecIssue
-from trainguard.spec.base import DNS_SUBDOMAIN_RE
+from trainguard.names import DNS_SUBDOMAIN_RE
 from trainguard.spec.job import ElasticPolicy, HyperPodPyTorchJob, LogMonitoringRule, RunPolicy
 from trainguard.spec.k8s import Container
+from trainguard.spec.limits import (
+    GENERATED_SUFFIX_LENGTH,
+    MAX_EXEC_BYTES,
+    MAX_NAME_LENGTH,
+    MAX_REPLICAS,
+    exec_bytes,
+)
+from trainguard.spec.patterns import compile_rule_pattern
 
 RULES_PATH = "spec.runPolicy.logMonitoringConfiguration"
 Check = Callable[[HyperPodPyTorchJob], Iterator[SpecIssue]]
@@ -29,11 +36,26 @@ def _check_metadata(job: HyperPodPyTorchJob) -> Iterator[SpecIssue]:
     meta = job.metadata
     if not meta.name and not meta.generate_name:
         yield SpecIssue("metadata.name", "required (or metadata.generateName)")
-    if meta.name and (len(meta.name) > 63 or not DNS_SUBDOMAIN_RE.match(meta.name)):
+    if meta.name and (len(meta.name) > MAX_NAME_LENGTH or not DNS_SUBDOMAIN_RE.match(meta.name)):
         yield SpecIssue(
             "metadata.name",
-            "must be at most 63 lowercase alphanumerics, '-' or '.', starting and ending "
-            "alphanumeric",
+            f"must be at most {MAX_NAME_LENGTH} lowercase alphanumerics, '-' or '.', starting "
+            "and ending alphanumeric",
+        )
+    if meta.generate_name is not None and not meta.name:
+        yield from _check_generate_name(meta.generate_name)
+
+
+def _check_generate_name(prefix: str) -> Iterator[SpecIssue]:
+    """As Kubernetes: the prefix, a trailing '-' allowed, must be a valid name once suffixed."""
+    longest = MAX_NAME_LENGTH - GENERATED_SUFFIX_LENGTH
+    masked = prefix[:-1] + "a" if prefix.endswith("-") else prefix
+    if len(prefix) > longest or not DNS_SUBDOMAIN_RE.match(masked):
+        yield SpecIssue(
+            "metadata.generateName",
+            f"must be at most {longest} lowercase alphanumerics, '-' or '.', starting "
+            f"alphanumeric (a random {GENERATED_SUFFIX_LENGTH}-character suffix follows), "
+            f"got {prefix!r}",
         )
 
 
@@ -52,6 +74,15 @@ def _check_replica_specs(job: HyperPodPyTorchJob) -> Iterator[SpecIssue]:
         yield from _check_containers(replica.template.spec.containers, f"{path}.template.spec")
 
 
+def _check_pod_count(job: HyperPodPyTorchJob) -> Iterator[SpecIssue]:
+    pods = job.spec.total_replicas + job.spec.total_spares
+    if pods > MAX_REPLICAS:
+        yield SpecIssue(
+            "spec.replicaSpecs",
+            f"asks for {pods} pods (replicas + spares of all groups); at most {MAX_REPLICAS}",
+        )
+
+
 def _check_containers(containers: list[Container], path: str) -> Iterator[SpecIssue]:
     names = [container.name for container in containers]
     for index, name in enumerate(names):
@@ -59,6 +90,19 @@ def _check_containers(containers: list[Container], path: str) -> Iterator[SpecIs
             yield SpecIssue(
                 f"{path}.containers[{index}].name", f"duplicate container name {name!r}"
             )
+        size = exec_bytes(_exec_strings(containers[index]))
+        if size > MAX_EXEC_BYTES:
+            yield SpecIssue(
+                f"{path}.containers[{index}]",
+                f"command, args and env take {size} bytes of execve's argument space; "
+                f"at most {MAX_EXEC_BYTES}",
+            )
+
+
+def _exec_strings(container: Container) -> list[str]:
+    """What ``execve`` receives from the container: argv, then ``NAME=value`` strings."""
+    env = [f"{var.name}={var.value or ''}" for var in container.env or []]
+    return [*(container.command or []), *(container.args or []), *env]
 
 
 def _check_run_policy(job: HyperPodPyTorchJob) -> Iterator[SpecIssue]:
@@ -94,7 +138,7 @@ def check_rule(rule: LogMonitoringRule, path: str) -> Iterator[SpecIssue]:
         yield SpecIssue(f"{path}.operator", "required when metricThreshold is set")
     if rule.operator is not None and rule.metric_threshold is None:
         yield SpecIssue(f"{path}.metricThreshold", "required when operator is set")
-    if rule.is_metric_rule and re.compile(rule.log_pattern).groups < 1:
+    if rule.is_metric_rule and compile_rule_pattern(rule.log_pattern).groups < 1:
         yield SpecIssue(
             f"{path}.logPattern",
             "a metric rule needs a capturing group for the value, e.g. 'Loss: ([0-9.eE+-]+)'",
@@ -123,26 +167,57 @@ def _check_elastic(job: HyperPodPyTorchJob) -> Iterator[SpecIssue]:
     if elastic is None:
         return
     path = "spec.elasticPolicy"
+    if len(job.spec.replica_specs) != 1:
+        yield SpecIssue(
+            "spec.replicaSpecs",
+            "an elastic job has exactly one replica spec (its pods are the data-parallel "
+            f"replicas that scale), got {len(job.spec.replica_specs)}",
+        )
+    replicas = job.spec.total_replicas
     low, high = elastic.min_replicas, elastic.max_replicas
     if low is not None and high is not None and low > high:
         yield SpecIssue(f"{path}.minReplicas", f"must not exceed maxReplicas ({high}), got {low}")
+    elif low is not None and low > replicas:
+        yield SpecIssue(f"{path}.minReplicas", f"must not exceed replicas ({replicas}), got {low}")
+    if high is not None and high < replicas:
+        yield SpecIssue(
+            f"{path}.maxReplicas", f"must be at least replicas ({replicas}), got {high}"
+        )
     if elastic.replica_increment_step is not None and elastic.replica_discrete_values is not None:
         yield SpecIssue(
             f"{path}.replicaDiscreteValues",
             "cannot be combined with replicaIncrementStep: set one of them",
         )
-    for index, value in enumerate(elastic.replica_discrete_values or []):
+    if elastic.scaling_timeout_in_seconds is not None:
+        yield SpecIssue(
+            f"{path}.scalingTimeoutInSeconds",
+            "accepted but not enforced yet: a resize is not abandoned after this time",
+            "warning",
+        )
+    yield from _check_discrete_values(elastic)
+
+
+def _check_discrete_values(elastic: ElasticPolicy) -> Iterator[SpecIssue]:
+    path = "spec.elasticPolicy.replicaDiscreteValues"
+    values = elastic.replica_discrete_values
+    if values is None:
+        return
+    low, high = elastic.min_replicas, elastic.max_replicas
+    for index, value in enumerate(values):
         if value < 1 or (high is not None and value > high) or (low is not None and value < low):
             yield SpecIssue(
-                f"{path}.replicaDiscreteValues[{index}]",
+                f"{path}[{index}]",
                 f"must lie within minReplicas..maxReplicas ({low or 1}..{high or 'unbounded'}),"
                 f" got {value}",
             )
+    if len(set(values)) != len(values):
+        yield SpecIssue(path, f"must not repeat a size, got {values}")
 
 
 CHECKS: tuple[Check, ...] = (
     _check_metadata,
     _check_replica_specs,
+    _check_pod_count,
     _check_run_policy,
     _check_rules,
     _check_elastic,

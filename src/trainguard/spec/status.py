@@ -2,7 +2,8 @@
 
 The controller fills these models and writes them once per step; ``kubectl get -o yaml`` users
 and HyperPod tooling read the same keys (``restartCount``, ``restartStatus``,
-``latestFaultyPodInstanceList``...). ``resumes`` and ``goodput`` are trainguard's own.
+``latestFaultyPodInstanceList``...). ``resumes``, ``goodput`` and ``checkpoint`` are
+trainguard's own.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class RestartStatus(ManifestModel):
 class FaultyPodInstanceList(ManifestModel):
     """What the last restart was and whom it blamed."""
 
-    restart_type: Literal["PLR", "JLR"] | None = None
+    restart_type: Literal["PLR", "JLR", "Scale"] | None = None
     faulty_instance_id_list: list[str] = Field(default_factory=list)
     faulty_pod_list: list[str] = Field(default_factory=list)
     faulty_rank_list: list[int] = Field(default_factory=list)
@@ -62,6 +63,33 @@ class Resume(ManifestModel):
         default=None, description="Checkpoint step resumed from; null = scratch."
     )
     tier: str | None = Field(default=None, description="memory, peer, durable or none.")
+    world_size: int | None = Field(default=None, description="Ranks that resumed.")
+    saved_world_size: int | None = Field(
+        default=None, description="Ranks that saved the step resumed from (differs after a resize)."
+    )
+    reason: str | None = Field(
+        default=None,
+        description="Why a faster tier or a newer step was passed over, e.g. 'memory tier "
+        "holds world size 6 (step 120); job now runs 4'.",
+    )
+
+
+class CheckpointFailureRecord(ManifestModel):
+    """The latest failed checkpoint save of the job (trainguard addition)."""
+
+    step: int
+    rank: int = Field(description="Global rank of the worker whose save failed.")
+    tier: str | None = Field(default=None, description="The tier that failed (durable).")
+    pod: str | None = None
+    message: str = ""
+    time: str | None = Field(default=None, description="RFC 3339 time the agent heard of it.")
+
+
+class CheckpointStatus(ManifestModel):
+    """Checkpoint health of the job: failed saves never fail the job, so they show here."""
+
+    failure_count: int = Field(default=0, description="Failed saves, all ranks together.")
+    last_failure: CheckpointFailureRecord | None = None
 
 
 class JobStatus(ManifestModel):
@@ -78,6 +106,14 @@ class JobStatus(ManifestModel):
     completion_time: str | None = None
     resumes: list[Resume] = Field(default_factory=list)
     goodput: float | None = Field(default=None, description="Useful training time / wall time.")
+    checkpoint: CheckpointStatus | None = None
+    current_replicas: int | None = Field(
+        default=None, description="Elastic jobs: the node count the workers run at now."
+    )
+    desired_replicas: int | None = Field(
+        default=None,
+        description="Elastic jobs: the node count the job scales toward (changes with a resize).",
+    )
 
     def to_manifest(self) -> dict[str, Any]:
         """The wire form; every ``resumes`` item carries ``step`` (null: from scratch)."""

@@ -1,8 +1,10 @@
 """Persistence of jobs, pods, nodes, events and restart history.
 
-`SqliteStore` is the embedded default (one file under ``$TRAINGUARD_HOME``). The records are
-plain dataclasses (`trainguard.store.records`) so the controller never holds a database
-session. `home()` says where local state lives.
+Everything outside this package is typed against the `Store` protocol
+(`trainguard.store.base`); `SqliteStore` is the embedded default (one file under
+``$TRAINGUARD_HOME``), named only by composition roots. The records are plain dataclasses
+(`trainguard.store.records`) so the controller never holds a database session. `home()` says
+where local state lives.
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ import os
 from pathlib import Path
 
 from trainguard import constants as c
+from trainguard.store.base import NodePatch, StepWrite, Store
 from trainguard.store.records import (
     EventRecord,
+    FaultOutcome,
     FaultRequest,
     JobRecord,
     Lease,
@@ -25,13 +29,17 @@ from trainguard.store.sqlite import SqliteStore
 
 __all__ = [
     "EventRecord",
+    "FaultOutcome",
     "FaultRequest",
     "JobRecord",
     "Lease",
+    "NodePatch",
     "NodeRecord",
     "PodRecord",
     "RestartRecord",
     "SqliteStore",
+    "StepWrite",
+    "Store",
     "home",
     "job_key",
     "open_store",

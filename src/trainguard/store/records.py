@@ -1,15 +1,24 @@
 """The records the store keeps: jobs, pods, nodes, events, restarts, fault requests, the lease.
 
 Plain dataclasses, so the controller and the CLI pass them around without a database session,
-and every backend of the `Store` interface (SQLite now, Kubernetes objects later) maps the same
-fields. JSON-shaped fields (manifest, status, labels) stay dicts here; typed views are built by
-the callers that need them.
+and every implementation of the `Store` protocol (SQLite now, Kubernetes objects later) maps
+the same fields. A `JobRecord` carries its job typed (`HyperPodPyTorchJob`, `JobStatus`,
+`JobState`): JSON is made and read only inside a store implementation, so no caller
+re-validates a dict. Labels and backend bookkeeping (``info``) stay plain mappings.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
+
+from trainguard import constants as c
+from trainguard.policy.restart import RestartHistory
+from trainguard.spec.faults import FaultSpec
+from trainguard.spec.job import HyperPodPyTorchJob
+from trainguard.spec.status import JobStatus
+from trainguard.store.jobstate import JobState
 
 
 def job_key(namespace: str, name: str) -> str:
@@ -19,24 +28,57 @@ def job_key(namespace: str, name: str) -> str:
 
 @dataclass
 class JobRecord:
-    """A job: its manifest, the HyperPod-shaped status, and the controller's own state."""
+    """A job: its manifest, the HyperPod-shaped status, the controller's own state and its
+    restart history, all typed."""
 
     namespace: str
     name: str
     uid: str
-    manifest: dict[str, Any]
-    status: dict[str, Any] = field(default_factory=dict)
-    state: dict[str, Any] = field(default_factory=dict)
+    job: HyperPodPyTorchJob
+    """The manifest, parsed (treat as read-only: a store may share it between reads)."""
+    manifest: dict[str, Any] = field(default_factory=dict)
+    """The manifest as submitted (with ``metadata.creationTimestamp``), for showing it back."""
+    status: JobStatus = field(default_factory=JobStatus)
+    state: JobState = field(default_factory=JobState)
     created_at: float = 0.0
     finished_at: float | None = None
     deletion_requested: bool = False
     source_dir: str | None = None
     version: int = 0
+    restarts: list[RestartRecord] = field(default_factory=list)
+    """The job's restart history (the store's restart rows), oldest first."""
+    defects: tuple[str, ...] = ()
+    """Stored parts the models refused (each replaced by an empty model), named; the
+    controller fails such a job (`CorruptRecord`)."""
+    loaded: Any = field(default=None, repr=False, compare=False)
+    """Opaque to callers: what the store read, so `Store.commit_step` can tell an unchanged
+    status and state from a changed one without the caller keeping a copy."""
 
     @property
     def key(self) -> str:
         """``namespace/name``."""
         return job_key(self.namespace, self.name)
+
+    @property
+    def history(self) -> RestartHistory:
+        """The restart history in the form the restart policy takes."""
+        return restart_history(self.restarts)
+
+
+def restart_history(restarts: list[RestartRecord]) -> RestartHistory:
+    """Counters and the PLR window from restart rows (a JLR starts a fresh PLR window).
+
+    Elastic resizes (kind Scale) are restarts too but count against no limit: they are skipped.
+    """
+    counted = [r for r in restarts if r.restart_type != c.RESTART_SCALE]
+    full = sum(1 for r in counted if r.restart_type == c.RESTART_JLR)
+    plr_times: list[float] = []
+    for restart in counted:
+        if restart.restart_type == c.RESTART_JLR:
+            plr_times = []
+        else:
+            plr_times.append(restart.time)
+    return RestartHistory(len(counted), full, tuple(plr_times))
 
 
 @dataclass
@@ -106,17 +148,35 @@ class RestartRecord:
     faulty_nodes: tuple[str, ...] = ()
 
 
+class FaultOutcome(StrEnum):
+    """What became of a fault request: a fault that never fired must not look like a test."""
+
+    PENDING = "pending"
+    INJECTED = "injected"
+    NOT_INJECTED = "not injected"
+
+
 @dataclass(frozen=True)
 class FaultRequest:
-    """A fault to inject, asked for with ``trainguard fault inject``; the controller runs it."""
+    """A fault to inject, asked for with ``run --fault`` or ``fault inject``; the controller's
+    fault injector runs it and records the outcome and the training facts its timing needs."""
 
     id: int
     namespace: str
     job: str
-    spec: str
+    spec: FaultSpec
     created_at: float
     done_at: float | None = None
+    """When it was injected, or when the controller gave up on it."""
     result: str | None = None
+    """What was done, or why not."""
+    outcome: FaultOutcome = FaultOutcome.PENDING
+    training_at: float | None = None
+    """When the injector first saw the job training while this request was pending: ``after=``
+    counts from here (`trainguard.controller.fault_requests`)."""
+    reported_step: int | None = None
+    """The newest training step the injector saw reported while this request was pending
+    (for ``at-step=``)."""
 
 
 @dataclass(frozen=True)
@@ -126,5 +186,11 @@ class Lease:
     holder: str
     pid: int
     heartbeat: float
+    """Wall-clock time of the last renewal, for people only: nobody judges staleness by it."""
     callback_url: str | None = None
     metrics_url: str | None = None
+    renewals: int = 0
+    """Counts renewals; a challenger that sees it unchanged for `duration` seconds on its own
+    monotonic clock may take the lease (see `trainguard.controller.lease`)."""
+    duration: float = 10.0
+    """Seconds the holder promises to renew within; challengers wait this long."""

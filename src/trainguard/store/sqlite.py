@@ -1,157 +1,81 @@
 """SQLite implementation of the store: the embedded default (``$TRAINGUARD_HOME/state.db``).
 
 Why SQLite: one file that several processes share safely (the controller, ``trainguard job``
-commands, health agents), durable across a killed controller, and no server to run. WAL mode
-lets readers work while the controller writes; ``busy_timeout`` makes concurrent writers wait
-instead of failing. Every multi-row change runs in one ``BEGIN IMMEDIATE`` transaction
-(`transaction`), which is how the controller writes a job's status once per step.
+commands, health agents), durable across a killed controller, and no server to run. This
+module maps records to rows; the file itself — WAL, ``BEGIN IMMEDIATE`` transactions, the
+controller lease that fences every write — is `trainguard.store.sqlite_db`. One transaction is
+how `commit_step` lands a controller step (status, state, restart rows, pods, node patches,
+events) all at once or not at all.
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
-import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from pathlib import Path
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from trainguard.errors import ConflictError, NotFoundError
+from trainguard.spec.faults import FaultSpec
+from trainguard.store import sqlite_faults as fault_rows
+from trainguard.store import sqlite_rows as rows
+from trainguard.store.base import StepWrite
 from trainguard.store.records import (
     EventRecord,
+    FaultOutcome,
     FaultRequest,
     JobRecord,
-    Lease,
     NodeRecord,
     PodRecord,
     RestartRecord,
 )
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    namespace TEXT NOT NULL, name TEXT NOT NULL, uid TEXT NOT NULL,
-    manifest TEXT NOT NULL, status TEXT NOT NULL, state TEXT NOT NULL,
-    created_at REAL NOT NULL, finished_at REAL, deletion_requested INTEGER NOT NULL DEFAULT 0,
-    source_dir TEXT, version INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (namespace, name));
-CREATE TABLE IF NOT EXISTS pods (
-    namespace TEXT NOT NULL, name TEXT NOT NULL, job TEXT NOT NULL, node TEXT NOT NULL,
-    replica_spec TEXT NOT NULL, node_rank INTEGER, spare INTEGER NOT NULL, attempt INTEGER NOT NULL,
-    phase TEXT NOT NULL, host TEXT NOT NULL, port INTEGER, pid INTEGER, created_at REAL NOT NULL,
-    labels TEXT NOT NULL, info TEXT NOT NULL,
-    PRIMARY KEY (namespace, name));
-CREATE INDEX IF NOT EXISTS pods_by_job ON pods (namespace, job);
-CREATE TABLE IF NOT EXISTS nodes (
-    name TEXT PRIMARY KEY, labels TEXT NOT NULL, annotations TEXT NOT NULL,
-    created_at REAL NOT NULL, info TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, namespace TEXT NOT NULL,
-    name TEXT NOT NULL, type TEXT NOT NULL, reason TEXT NOT NULL, message TEXT NOT NULL,
-    time REAL NOT NULL, component TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS events_by_object ON events (kind, namespace, name);
-CREATE TABLE IF NOT EXISTS restarts (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, namespace TEXT NOT NULL, job TEXT NOT NULL,
-    time REAL NOT NULL, restart_type TEXT NOT NULL, reason TEXT NOT NULL,
-    faulty_pods TEXT NOT NULL, faulty_ranks TEXT NOT NULL, faulty_nodes TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS restarts_by_job ON restarts (namespace, job);
-CREATE TABLE IF NOT EXISTS faults (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, namespace TEXT NOT NULL, job TEXT NOT NULL,
-    spec TEXT NOT NULL, created_at REAL NOT NULL, done_at REAL, result TEXT);
-CREATE TABLE IF NOT EXISTS lease (
-    id INTEGER PRIMARY KEY CHECK (id = 1), holder TEXT NOT NULL, pid INTEGER NOT NULL,
-    heartbeat REAL NOT NULL, callback_url TEXT, metrics_url TEXT);
-"""
+from trainguard.store.sqlite_db import SqliteDatabase
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), allow_nan=True)
-
-
-class SqliteStore:
-    """The job/pod/node/event store in one SQLite file.
+class SqliteStore(SqliteDatabase):
+    """The `Store` in one SQLite file (`SqliteDatabase`: the file, transactions, the lease).
 
     Args:
-        path: the database file (created with its directory if missing).
+        path: the database file (created ``0600`` with its directory ``0700`` if missing).
         timeout: seconds a writer waits for another process's lock.
     """
 
-    def __init__(self, path: str | Path, *, timeout: float = 30.0) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(
-            self.path, timeout=timeout, isolation_level=None, check_same_thread=False
-        )
-        self._conn.row_factory = sqlite3.Row
-        self._lock = threading.RLock()
-        self._depth = 0
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
-        self._conn.executescript(SCHEMA)
-
-    def close(self) -> None:
-        """Close the connection."""
-        with self._lock:
-            self._conn.close()
-
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """Group writes into one atomic transaction (re-entrant within a thread)."""
-        with self._lock:
-            outer = self._depth == 0
-            if outer:
-                self._conn.execute("BEGIN IMMEDIATE")
-            self._depth += 1
-            try:
-                yield
-            except BaseException:
-                self._depth -= 1
-                if outer:
-                    self._conn.execute("ROLLBACK")
-                raise
-            self._depth -= 1
-            if outer:
-                self._conn.execute("COMMIT")
-
-    def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            return self._conn.execute(sql, args).fetchall()
-
-    def _write(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
-        with self.transaction():
-            return self._conn.execute(sql, args)
-
     # --- jobs ------------------------------------------------------------------------------
 
-    def create_job(self, job: JobRecord) -> JobRecord:
-        """Insert a new job; `ConflictError` if one of that name exists."""
-        try:
-            self._write(
-                "INSERT INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    job.namespace,
-                    job.name,
-                    job.uid,
-                    _dumps(job.manifest),
-                    _dumps(job.status),
-                    _dumps(job.state),
-                    job.created_at,
-                    job.finished_at,
-                    int(job.deletion_requested),
-                    job.source_dir,
-                    0,
-                ),
-            )
-        except sqlite3.IntegrityError as exc:
-            raise ConflictError(f"job {job.key} already exists") from exc
-        job.version = 0
+    def create_job(
+        self,
+        job: JobRecord,
+        *,
+        faults: Sequence[FaultSpec] = (),
+        events: Sequence[EventRecord] = (),
+    ) -> JobRecord:
+        """Insert a new job with its fault requests and events; `ConflictError` if one of that
+        name exists."""
+        status, state = rows.status_json(job.status), rows.state_json(job.state)
+        with self.transaction():
+            try:
+                self._conn.execute(
+                    "INSERT INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    (job.namespace, job.name, job.uid, rows.dumps(job.manifest), status, state,
+                     job.created_at, job.finished_at, int(job.deletion_requested),
+                     job.source_dir, 0),
+                )  # fmt: skip
+            except sqlite3.IntegrityError as exc:
+                raise ConflictError(f"job {job.key} already exists") from exc
+            for spec in faults:
+                self.add_fault_request(job.namespace, job.name, spec, job.created_at)
+            self.add_events(list(events))
+        job.version, job.loaded = 0, rows.Loaded(status, state)
         return job
 
     def find_job(self, namespace: str, name: str) -> JobRecord | None:
-        """The job, or None."""
-        rows = self._query("SELECT * FROM jobs WHERE namespace=? AND name=?", (namespace, name))
-        return _job(rows[0]) if rows else None
+        """The job (with its restart history), or None."""
+        with self._lock:
+            found = self._query(
+                "SELECT * FROM jobs WHERE namespace=? AND name=?", (namespace, name)
+            )
+            restarts = self.list_restarts(namespace, name) if found else []
+        return self._parser.job(found[0], restarts) if found else None
 
     def get_job(self, namespace: str, name: str) -> JobRecord:
         """The job; `NotFoundError` if missing."""
@@ -161,41 +85,63 @@ class SqliteStore:
         return job
 
     def list_jobs(self, namespace: str | None = None) -> list[JobRecord]:
-        """All jobs (of one namespace when given), oldest first."""
-        if namespace is None:
-            rows = self._query("SELECT * FROM jobs ORDER BY created_at")
-        else:
-            rows = self._query(
-                "SELECT * FROM jobs WHERE namespace=? ORDER BY created_at", (namespace,)
-            )
-        return [_job(r) for r in rows]
+        """All jobs (of one namespace when given), oldest first, with their restart history."""
+        where, args = ("", ()) if namespace is None else ("WHERE namespace=?", (namespace,))
+        with self._lock:
+            found = self._query(f"SELECT * FROM jobs {where} ORDER BY created_at", args)
+            history: dict[tuple[str, str], list[RestartRecord]] = defaultdict(list)
+            for r in self._query(f"SELECT * FROM restarts {where} ORDER BY id", args):
+                history[(r["namespace"], r["job"])].append(rows.restart(r))
+        return [self._parser.job(r, history.get((r["namespace"], r["name"]), [])) for r in found]
 
-    def save_job(self, job: JobRecord) -> JobRecord:
-        """Write status/state/finish time if nobody changed the job since it was read.
+    def commit_step(self, job: JobRecord, write: StepWrite) -> bool:
+        """Write the job's status/state/finish time and ``write`` in one transaction, if nobody
+        changed the job since it was read; skipped when there is nothing to write.
 
         Raises:
             ConflictError: the stored version differs (another writer won); re-read and retry.
             NotFoundError: the job was removed.
+            LeaseLostError: the store is fenced and its holder lost the lease.
         """
+        status, state = rows.status_json(job.status), rows.state_json(job.state)
+        if write.empty and job.loaded == rows.Loaded(status, state):
+            return False
         with self.transaction():
             cursor = self._conn.execute(
                 "UPDATE jobs SET status=?, state=?, finished_at=?, version=version+1 "
                 "WHERE namespace=? AND name=? AND version=?",
-                (
-                    _dumps(job.status),
-                    _dumps(job.state),
-                    job.finished_at,
-                    job.namespace,
-                    job.name,
-                    job.version,
-                ),
+                (status, state, job.finished_at, job.namespace, job.name, job.version),
             )
             if cursor.rowcount == 0:
                 if self.find_job(job.namespace, job.name) is None:
                     raise NotFoundError(f"job {job.key} not found")
                 raise ConflictError(f"job {job.key} changed concurrently")
+            self._apply_write(write)
         job.version += 1
+        job.loaded = rows.Loaded(status, state)
+        job.restarts = [*job.restarts, *write.restarts]
+        return True
+
+    def save_job(self, job: JobRecord) -> JobRecord:
+        """`commit_step` with nothing but the job (tests and tools); returns ``job``."""
+        self.commit_step(job, StepWrite())
         return job
+
+    def _apply_write(self, write: StepWrite) -> None:
+        """The rows of a step (inside `commit_step`'s transaction)."""
+        self._conn.executemany(
+            "INSERT INTO restarts (namespace,job,time,restart_type,reason,faulty_pods,"
+            "faulty_ranks,faulty_nodes) VALUES (?,?,?,?,?,?,?,?)",
+            [rows.restart_row(r) for r in write.restarts],
+        )
+        self._conn.executemany("DELETE FROM pods WHERE namespace=? AND name=?", write.removed_pods)
+        for pod in write.pods:
+            self.save_pod(pod)
+        for patch in write.node_patches:
+            self.patch_node(
+                patch.name, labels=patch.labels, annotations=patch.annotations, info=patch.info
+            )
+        self.add_events(write.events)
 
     def request_deletion(self, namespace: str, name: str) -> None:
         """Mark a job for deletion; the controller tears it down."""
@@ -206,9 +152,21 @@ class SqliteStore:
         if cursor.rowcount == 0:
             raise NotFoundError(f"job {namespace}/{name} not found")
 
+    def set_suspend(self, namespace: str, name: str, *, suspend: bool) -> None:
+        """Rewrite the stored manifest's ``spec.runPolicy.suspend``."""
+        manifest = self.get_job(namespace, name).manifest
+        manifest.setdefault("spec", {}).setdefault("runPolicy", {})["suspend"] = suspend
+        self._write(
+            "UPDATE jobs SET manifest=?, version=version+1 WHERE namespace=? AND name=?",
+            (rows.dumps(manifest), namespace, name),
+        )
+
     def remove_job(self, namespace: str, name: str) -> None:
         """Delete a job with its pods, events, restarts and fault requests."""
         with self.transaction():
+            found = self._conn.execute(
+                "SELECT uid FROM jobs WHERE namespace=? AND name=?", (namespace, name)
+            ).fetchone()
             for table, column in (
                 ("jobs", "name"),
                 ("pods", "job"),
@@ -221,42 +179,34 @@ class SqliteStore:
             self._conn.execute(
                 "DELETE FROM events WHERE kind='Job' AND namespace=? AND name=?", (namespace, name)
             )
+        if found is not None:
+            self._parser.forget(found["uid"])
+
+    def list_restarts(self, namespace: str, job: str) -> list[RestartRecord]:
+        """Restarts of a job, oldest first."""
+        found = self._query(
+            "SELECT * FROM restarts WHERE namespace=? AND job=? ORDER BY id", (namespace, job)
+        )
+        return [rows.restart(r) for r in found]
 
     # --- pods ------------------------------------------------------------------------------
 
     def save_pod(self, pod: PodRecord) -> None:
         """Insert or replace a pod."""
         self._write(
-            "INSERT OR REPLACE INTO pods VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (
-                pod.namespace,
-                pod.name,
-                pod.job,
-                pod.node,
-                pod.replica_spec,
-                pod.node_rank,
-                int(pod.spare),
-                pod.attempt,
-                pod.phase,
-                pod.host,
-                pod.port,
-                pod.pid,
-                pod.created_at,
-                _dumps(pod.labels),
-                _dumps(pod.info),
-            ),
+            "INSERT OR REPLACE INTO pods VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows.pod_row(pod)
         )
 
     def list_pods(self, namespace: str | None = None, job: str | None = None) -> list[PodRecord]:
         """Pods, of one job when ``job`` is given, in creation order."""
         if job is not None:
-            rows = self._query(
+            found = self._query(
                 "SELECT * FROM pods WHERE namespace=? AND job=? ORDER BY created_at, name",
                 (namespace or "default", job),
             )
         else:
-            rows = self._query("SELECT * FROM pods ORDER BY created_at, name")
-        return [_pod(r) for r in rows]
+            found = self._query("SELECT * FROM pods ORDER BY created_at, name")
+        return [rows.pod(r) for r in found]
 
     def remove_pod(self, namespace: str, name: str) -> None:
         """Forget a pod."""
@@ -266,21 +216,12 @@ class SqliteStore:
 
     def save_node(self, node: NodeRecord) -> None:
         """Insert or replace a node."""
-        self._write(
-            "INSERT OR REPLACE INTO nodes VALUES (?,?,?,?,?)",
-            (
-                node.name,
-                _dumps(node.labels),
-                _dumps(node.annotations),
-                node.created_at,
-                _dumps(node.info),
-            ),
-        )
+        self._write("INSERT OR REPLACE INTO nodes VALUES (?,?,?,?,?)", rows.node_row(node))
 
     def find_node(self, name: str) -> NodeRecord | None:
         """The node, or None."""
-        rows = self._query("SELECT * FROM nodes WHERE name=?", (name,))
-        return _node(rows[0]) if rows else None
+        found = self._query("SELECT * FROM nodes WHERE name=?", (name,))
+        return rows.node(found[0]) if found else None
 
     def get_node(self, name: str) -> NodeRecord:
         """The node; `NotFoundError` if missing."""
@@ -291,7 +232,9 @@ class SqliteStore:
 
     def list_nodes(self) -> list[NodeRecord]:
         """All nodes, by name."""
-        return [_node(r) for r in self._query("SELECT * FROM nodes ORDER BY length(name), name")]
+        return [
+            rows.node(r) for r in self._query("SELECT * FROM nodes ORDER BY length(name), name")
+        ]
 
     def patch_node(
         self,
@@ -304,9 +247,9 @@ class SqliteStore:
         """Set (or, with None, delete) labels/annotations/info keys of a node atomically."""
         with self.transaction():
             node = self.get_node(name)
-            _apply(node.labels, labels or {})
-            _apply(node.annotations, annotations or {})
-            _apply(node.info, info or {})
+            rows.apply_patch(node.labels, labels or {})
+            rows.apply_patch(node.annotations, annotations or {})
+            rows.apply_patch(node.info, info or {})
             self.save_node(node)
         return node
 
@@ -314,7 +257,7 @@ class SqliteStore:
         """Forget a node."""
         self._write("DELETE FROM nodes WHERE name=?", (name,))
 
-    # --- events, restarts ------------------------------------------------------------------
+    # --- events ------------------------------------------------------------------
 
     def add_events(self, events: list[EventRecord]) -> None:
         """Append events."""
@@ -338,7 +281,7 @@ class SqliteStore:
                 clauses.append(f"{column}=?")
                 args.append(value)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self._query(f"SELECT * FROM events {where} ORDER BY id", tuple(args))
+        found = self._query(f"SELECT * FROM events {where} ORDER BY id", tuple(args))
         return [
             EventRecord(
                 r["kind"],
@@ -350,153 +293,54 @@ class SqliteStore:
                 r["time"],
                 r["component"],
             )
-            for r in rows
-        ]
-
-    def add_restart(self, restart: RestartRecord) -> None:
-        """Record one restart."""
-        self._write(
-            "INSERT INTO restarts (namespace,job,time,restart_type,reason,faulty_pods,faulty_ranks,"
-            "faulty_nodes) VALUES (?,?,?,?,?,?,?,?)",
-            (
-                restart.namespace,
-                restart.job,
-                restart.time,
-                restart.restart_type,
-                restart.reason,
-                _dumps(list(restart.faulty_pods)),
-                _dumps(list(restart.faulty_ranks)),
-                _dumps(list(restart.faulty_nodes)),
-            ),
-        )
-
-    def list_restarts(self, namespace: str, job: str) -> list[RestartRecord]:
-        """Restarts of a job, oldest first."""
-        rows = self._query(
-            "SELECT * FROM restarts WHERE namespace=? AND job=? ORDER BY id", (namespace, job)
-        )
-        return [
-            RestartRecord(
-                r["namespace"],
-                r["job"],
-                r["time"],
-                r["restart_type"],
-                r["reason"],
-                tuple(json.loads(r["faulty_pods"])),
-                tuple(json.loads(r["faulty_ranks"])),
-                tuple(json.loads(r["faulty_nodes"])),
-            )
-            for r in rows
+            for r in found
         ]
 
     # --- fault requests --------------------------------------------------------------------
 
-    def add_fault_request(self, namespace: str, job: str, spec: str, now: float) -> int:
+    def add_fault_request(self, namespace: str, job: str, spec: FaultSpec, now: float) -> int:
         """Queue a fault for the controller to inject; returns its id."""
         cursor = self._write(
             "INSERT INTO faults (namespace,job,spec,created_at) VALUES (?,?,?,?)",
-            (namespace, job, spec, now),
+            (namespace, job, fault_rows.spec_json(spec), now),
         )
         return int(cursor.lastrowid or 0)
 
     def pending_fault_requests(self) -> list[FaultRequest]:
-        """Faults not injected yet, oldest first."""
-        rows = self._query("SELECT * FROM faults WHERE done_at IS NULL ORDER BY id")
-        return [_fault(r) for r in rows]
+        """Faults not injected (nor given up on) yet, oldest first."""
+        found = self._query(
+            "SELECT * FROM faults WHERE outcome=? ORDER BY id", (FaultOutcome.PENDING.value,)
+        )
+        return [fault_rows.fault(r) for r in found]
+
+    def list_fault_requests(self, namespace: str, job: str) -> list[FaultRequest]:
+        """Every fault request of a job with its outcome, oldest first."""
+        found = self._query(
+            "SELECT * FROM faults WHERE namespace=? AND job=? ORDER BY id", (namespace, job)
+        )
+        return [fault_rows.fault(r) for r in found]
 
     def get_fault_request(self, request_id: int) -> FaultRequest:
         """One fault request; `NotFoundError` if missing."""
-        rows = self._query("SELECT * FROM faults WHERE id=?", (request_id,))
-        if not rows:
+        found = self._query("SELECT * FROM faults WHERE id=?", (request_id,))
+        if not found:
             raise NotFoundError(f"fault request {request_id} not found")
-        return _fault(rows[0])
+        return fault_rows.fault(found[0])
 
-    def complete_fault_request(self, request_id: int, *, result: str, now: float) -> None:
-        """Mark a fault request done with what happened."""
-        self._write("UPDATE faults SET done_at=?, result=? WHERE id=?", (now, result, request_id))
+    def complete_fault_request(
+        self, request_id: int, *, outcome: FaultOutcome, result: str, now: float
+    ) -> None:
+        """Record a pending request's outcome (injected, or not and why); decided ones stay."""
+        self._write(
+            "UPDATE faults SET done_at=?, result=?, outcome=? WHERE id=? AND outcome=?",
+            (now, result, outcome.value, request_id, FaultOutcome.PENDING.value),
+        )
 
-    # --- lease -----------------------------------------------------------------------------
-
-    def current_lease(self) -> Lease | None:
-        """The controller lease, if any."""
-        rows = self._query("SELECT * FROM lease WHERE id=1")
-        if not rows:
-            return None
-        r = rows[0]
-        return Lease(r["holder"], r["pid"], r["heartbeat"], r["callback_url"], r["metrics_url"])
-
-    def take_lease(self, lease: Lease, *, stale_after: float, now: float) -> bool:
-        """Take or renew the lease unless another holder renewed it within ``stale_after``."""
-        with self.transaction():
-            current = self.current_lease()
-            if current and current.holder != lease.holder and now - current.heartbeat < stale_after:
-                return False
-            self._conn.execute(
-                "INSERT OR REPLACE INTO lease VALUES (1,?,?,?,?,?)",
-                (lease.holder, lease.pid, lease.heartbeat, lease.callback_url, lease.metrics_url),
-            )
-        return True
-
-    def release_lease(self, holder: str) -> None:
-        """Drop the lease if ``holder`` has it."""
-        self._write("DELETE FROM lease WHERE id=1 AND holder=?", (holder,))
-
-
-def _apply(target: dict[str, Any], patch: Mapping[str, Any]) -> None:
-    for key, value in patch.items():
-        if value is None:
-            target.pop(key, None)
-        else:
-            target[key] = value
-
-
-def _job(r: sqlite3.Row) -> JobRecord:
-    return JobRecord(
-        namespace=r["namespace"],
-        name=r["name"],
-        uid=r["uid"],
-        manifest=json.loads(r["manifest"]),
-        status=json.loads(r["status"]),
-        state=json.loads(r["state"]),
-        created_at=r["created_at"],
-        finished_at=r["finished_at"],
-        deletion_requested=bool(r["deletion_requested"]),
-        source_dir=r["source_dir"],
-        version=r["version"],
-    )
-
-
-def _pod(r: sqlite3.Row) -> PodRecord:
-    return PodRecord(
-        namespace=r["namespace"],
-        name=r["name"],
-        job=r["job"],
-        node=r["node"],
-        replica_spec=r["replica_spec"],
-        node_rank=r["node_rank"],
-        spare=bool(r["spare"]),
-        attempt=r["attempt"],
-        phase=r["phase"],
-        host=r["host"],
-        port=r["port"],
-        pid=r["pid"],
-        created_at=r["created_at"],
-        labels=json.loads(r["labels"]),
-        info=json.loads(r["info"]),
-    )
-
-
-def _node(r: sqlite3.Row) -> NodeRecord:
-    return NodeRecord(
-        name=r["name"],
-        labels=json.loads(r["labels"]),
-        annotations=json.loads(r["annotations"]),
-        created_at=r["created_at"],
-        info=json.loads(r["info"]),
-    )
-
-
-def _fault(r: sqlite3.Row) -> FaultRequest:
-    return FaultRequest(
-        r["id"], r["namespace"], r["job"], r["spec"], r["created_at"], r["done_at"], r["result"]
-    )
+    def note_fault_training(
+        self, request_id: int, *, training_at: float | None, reported_step: int | None
+    ) -> None:
+        """Record what a pending request's timing counts from; decided ones stay."""
+        self._write(
+            "UPDATE faults SET training_at=?, reported_step=? WHERE id=? AND outcome=?",
+            (training_at, reported_step, request_id, FaultOutcome.PENDING.value),
+        )

@@ -7,6 +7,7 @@ extensions (policies, backends) the way we test ours.
 from trainguard.testing.agent_server import FakeAgentServer, HttpFakeBackend
 from trainguard.testing.agents import FakeAgent, FakeBackend
 from trainguard.testing.clock import FakeClock
+from trainguard.testing.gate import ScriptedGate
 from trainguard.testing.nodes import InMemoryNodeSink, RecordedEvent
 from trainguard.testing.nvml import FakeGpu, FakeNvml
 
@@ -20,4 +21,5 @@ __all__ = [
     "HttpFakeBackend",
     "InMemoryNodeSink",
     "RecordedEvent",
+    "ScriptedGate",
 ]

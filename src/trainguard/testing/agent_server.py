@@ -18,8 +18,8 @@ from trainguard.agent.protocol import AUTH_SCHEME, StartRequest, StopRequest, Up
 from trainguard.backends.base import PodLaunch
 from trainguard.controller.callbacks import CallbackServer
 from trainguard.errors import ConflictError
+from trainguard.store.base import Store
 from trainguard.store.records import PodRecord
-from trainguard.store.sqlite import SqliteStore
 from trainguard.testing.agents import FakeAgent, FakeBackend
 
 
@@ -102,7 +102,7 @@ class HttpFakeBackend(FakeBackend):
 
     name = "http-fake"
 
-    def __init__(self, store: SqliteStore, server: FakeAgentServer, *, nproc: int = 2) -> None:
+    def __init__(self, store: Store, server: FakeAgentServer, *, nproc: int = 2) -> None:
         super().__init__(store, nproc=nproc)
         self.server = server
 

@@ -1,4 +1,8 @@
-"""A clock that moves only when a test says so."""
+"""A clock that moves only when a test says so.
+
+`FakeClock.step_wall` moves the wall clock alone, in either direction, the way NTP, a resumed
+VM or ``date -s`` does, so tests can check that intervals are measured on the monotonic clock.
+"""
 
 from __future__ import annotations
 
@@ -24,3 +28,7 @@ class FakeClock:
             raise ValueError("a FakeClock never goes backwards")
         self._wall += seconds
         self._monotonic += seconds
+
+    def step_wall(self, seconds: float) -> None:
+        """Step the wall clock by ``seconds`` (either sign); monotonic time does not move."""
+        self._wall += seconds

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import psutil
 
+from tests.ports import free_port
 from trainguard import constants as c
 from trainguard.agent.client import AgentClient
 from trainguard.agent.protocol import AgentState, AgentStatus, StartRequest
@@ -24,13 +25,6 @@ HOST = "127.0.0.1"
 TOKEN = "integration-token"
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 60.0) -> T:
@@ -57,6 +51,7 @@ class AgentProcess:
         *,
         env: dict[str, str] | None = None,
         token: str | None = TOKEN,
+        nofile: int | None = None,
     ) -> None:
         self.name, self.port = name, free_port()
         self.dir = tmp / name
@@ -82,6 +77,8 @@ class AgentProcess:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        if nofile is not None:  # before the agent's imports are done, so before it serves
+            psutil.Process(self.proc.pid).rlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
         self.url = f"http://{HOST}:{self.port}"
         self.client = AgentClient(self.url, token=token, timeout=10.0)
         wait_for(f"agent {name} to serve", self._serving, timeout=90)

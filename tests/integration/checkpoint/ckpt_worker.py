@@ -5,10 +5,17 @@ Modes:
               then write ``expected_<rank>_<step>.json`` (tensor checksums) for every saved step
   load        restore the newest step and print one JSON line: step, tier, checksums
   resume      restore like ``load`` when there is a step to resume from, else run ``save``
+  continue    restore like ``load`` (printing its line), then train and save like ``save``
+              from the step after the one restored up to ``--steps``
   hang-save   save step 1, then start saving step 2 and stop half-way through the copy into
               shared memory (printing ``COPYING``) so the test can SIGKILL the process there
+  hang-durable  save step 1 (durable), then save step 2 and stop its durable write after DCP
+              wrote the files into ``.tmp-step_2`` and before the commit (printing ``WRITING``)
 
-With ``WORLD_SIZE`` > 1 it joins a gloo process group at ``MASTER_ADDR:MASTER_PORT``.
+With ``WORLD_SIZE`` > 1 it joins a gloo process group at ``MASTER_ADDR:MASTER_PORT``. With
+``--ddp`` the model is wrapped in DistributedDataParallel and every rank trains on its own data
+(gradients averaged), as an elastic data-parallel script does; the load line then also carries
+the resume record (world sizes, reason).
 """
 
 from __future__ import annotations
@@ -24,8 +31,9 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
-from trainguard.checkpoint import CheckpointManager, memory
+from trainguard.checkpoint import CheckpointManager, durable, slot_layout
 
 
 def digest(state: dict[str, Any]) -> dict[str, str]:
@@ -54,8 +62,10 @@ def build() -> tuple[torch.nn.Module, torch.optim.Optimizer]:
     return model, torch.optim.Adam(model.parameters(), lr=1e-3)
 
 
-def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int) -> None:
-    generator = torch.Generator().manual_seed(step)
+def train_step(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int, *, seed: int = 0
+) -> None:
+    generator = torch.Generator().manual_seed(step * 1000 + seed)
     optimizer.zero_grad()
     model(torch.randn(16, 64, generator=generator)).pow(2).mean().backward()
     optimizer.step()
@@ -67,7 +77,7 @@ def state_of(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[s
 
 def hang_in_copy() -> None:
     """Make the next memory copy stop after its first tensor (the SIGKILL lands mid-save)."""
-    original = memory._copy_into
+    original = slot_layout.copy_into
 
     def copy_then_hang(slot: Any, flat: Any, skeleton: bytes) -> None:
         first = type(flat)(flat.skeleton, flat.refs[:1], flat.tensors[:1], flat.nbytes)
@@ -75,42 +85,89 @@ def hang_in_copy() -> None:
         print("COPYING", flush=True)
         time.sleep(600)
 
-    memory._copy_into = copy_then_hang  # type: ignore[assignment]
+    slot_layout.copy_into = copy_then_hang  # type: ignore[assignment]
+
+
+def hang_before_commit() -> None:
+    """Make the next durable write stop once its files are in the temporary directory."""
+
+    def list_then_hang(self: Any, tmp: str) -> Any:
+        print("WRITING", flush=True)
+        time.sleep(600)
+
+    durable.DurableTier._own_entries = list_then_hang  # type: ignore[method-assign]
+
+
+def restored_line(
+    manager: CheckpointManager, step: int | None, state: dict[str, Any], fresh: dict[str, str]
+) -> str:
+    """The load's result; ``fresh`` is the digest before the load (equal when nothing loaded)."""
+    record = manager.restored
+    line = {
+        "step": step,
+        "tier": str(record.tier) if record else None,
+        "digest": digest(state),
+        "untouched": digest(state) == fresh,
+        "world_size": record.world_size if record else None,
+        "saved_world_size": record.saved_world_size if record else None,
+        "reason": record.reason if record else None,
+    }
+    return json.dumps(line)
+
+
+def train(args: argparse.Namespace, manager: CheckpointManager, model: Any, optim: Any) -> None:
+    first = (manager.restored.step or 0) + 1 if manager.restored else 1
+    last = 1 if args.mode.startswith("hang-") else args.steps
+    seed = manager.rank if args.ddp else 0
+    for step in range(first, last + 1):
+        train_step(model, optim, step, seed=seed)
+        manager.save(step, state_of(model, optim), user_content={"step": step})
+        if args.out is not None:
+            name = f"expected_{manager.rank}_{step}.json"
+            (args.out / name).write_text(json.dumps(digest(state_of(model, optim))))
+    manager.wait()
+
+
+def hang(args: argparse.Namespace, manager: CheckpointManager, model: Any, optim: Any) -> None:
+    train_step(model, optim, 2)
+    if args.mode == "hang-save":
+        hang_in_copy()
+        manager.save(2, state_of(model, optim))
+    if args.mode == "hang-durable":
+        hang_before_commit()
+        manager.save(2, state_of(model, optim))
+        manager.wait()
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["save", "load", "resume", "hang-save"])
+    modes = ["save", "load", "resume", "continue", "hang-save", "hang-durable"]
+    parser.add_argument("mode", choices=modes)
     parser.add_argument("--uri")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--durable-every", type=int, default=1)
+    parser.add_argument("--ddp", action="store_true")
     args = parser.parse_args()
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 or args.ddp:
         dist.init_process_group("gloo")
     manager = CheckpointManager(args.uri, memory_every=1, durable_every=args.durable_every)
     model, optimizer = build()
+    if args.ddp:
+        model = DistributedDataParallel(model)
     state = state_of(model, optimizer)
-    step = manager.load_latest(state) if args.mode in ("load", "resume") else None
-    if args.mode == "load" or step is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optim"])
-        tier = str(manager.restored.tier) if manager.restored else None
-        line = {"step": step, "tier": tier, "digest": digest(state_of(model, optimizer))}
-        print(json.dumps(line), flush=True)
-    else:
-        last = 1 if args.mode == "hang-save" else args.steps
-        for step in range(1, last + 1):
-            train_step(model, optimizer, step)
-            manager.save(step, state_of(model, optimizer), user_content={"step": step})
-            if args.out is not None:
-                name = f"expected_{manager.rank}_{step}.json"
-                (args.out / name).write_text(json.dumps(digest(state_of(model, optimizer))))
-        manager.wait()
-        if args.mode == "hang-save":
-            train_step(model, optimizer, 2)
-            hang_in_copy()
-            manager.save(2, state_of(model, optimizer))
+    fresh = digest(state)
+    step = manager.load_latest(state) if args.mode in ("load", "resume", "continue") else None
+    if args.mode in ("load", "continue") or step is not None:
+        if step is not None:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optim"])
+        print(restored_line(manager, step, state_of(model, optimizer), fresh), flush=True)
+    if args.mode in ("save", "continue") or (args.mode == "resume" and step is None):
+        train(args, manager, model, optimizer)
+    if args.mode.startswith("hang-"):
+        train(args, manager, model, optimizer)
+        hang(args, manager, model, optimizer)
     manager.close()
     if dist.is_initialized():
         dist.destroy_process_group()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -15,16 +14,11 @@ from typing import Any
 
 import pytest
 
+from tests.ports import free_port
 from trainguard import constants as c
 
 WORKER = Path(__file__).with_name("ckpt_worker.py")
 TIMEOUT = 180
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Workers:
@@ -75,9 +69,10 @@ class Workers:
             outputs.append(out)
         return outputs
 
-    def load(self, world: int, uri: str) -> list[dict[str, Any]]:
-        outs = self.run(world, "load", "--uri", uri)
-        return [json.loads(out.strip().splitlines()[-1]) for out in outs]
+    def load(self, world: int, uri: str, *extra: str, mode: str = "load") -> list[dict[str, Any]]:
+        """Restore with ``world`` ranks; each rank's restored line (first JSON line)."""
+        outs = self.run(world, mode, "--uri", uri, *extra)
+        return [json.loads(out.strip().splitlines()[0]) for out in outs]
 
     def cleanup(self) -> None:
         for proc in self.procs:

@@ -20,6 +20,9 @@ import pytest
 import torch
 from fsspec.implementations.local import LocalFileSystem
 
+from tests.unit.checkpoint.test_agent_reports import FakeAgentSocket
+from trainguard import constants as c
+from trainguard import ipc
 from trainguard.checkpoint import CheckpointManager, TierName
 
 CAPACITY = 256 * 1024
@@ -97,3 +100,23 @@ def test_full_durable_disk_is_reported_and_memory_keeps_working(
         assert torch.equal(target["w"], torch.full((CAPACITY,), 3.0))
     finally:
         manager.close()
+
+
+def test_full_durable_disk_is_reported_to_the_agent(
+    full_disk_uri: str, shm_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    agent = FakeAgentSocket(tmp_path / "agent.sock", {})
+    monkeypatch.setenv(c.ENV_AGENT_SOCKET, str(agent.path))
+    manager = CheckpointManager(full_disk_uri, shm_dir=shm_root, job="full", rank=0,
+                                world_size=1, memory_every=1, durable_every=2)  # fmt: skip
+    try:
+        for step in (1, 2, 3):
+            manager.save(step, {"w": torch.full((CAPACITY,), float(step))})
+        manager.wait()
+    finally:
+        manager.close()
+        agent.close()
+    failed = [m for m in agent.messages if m["type"] == ipc.CKPT_SAVE_FAILED]
+    assert len(failed) == 1, agent.types()
+    assert (failed[0]["step"], failed[0]["rank"], failed[0]["tier"]) == (2, 0, "durable")
+    assert "no space left" in failed[0]["error"].lower()

@@ -18,7 +18,7 @@ import pytest
 from tests.integration.health.test_health_agent_cli import wait_for
 from trainguard import constants as c
 from trainguard.backends.local.cluster import LocalClusterConfig, save_config
-from trainguard.cli.health import simulated_kernel_log
+from trainguard.backends.local.daemons import simulated_kernel_log
 from trainguard.store.sqlite import SqliteStore
 
 pytestmark = pytest.mark.slow

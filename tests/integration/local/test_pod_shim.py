@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -45,7 +46,7 @@ def pod_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[L
     monkeypatch.setattr(
         backend_module,
         "agent_argv",
-        lambda command, nproc_per_node: [sys.executable, str(script), str(pids_file)],
+        lambda command, nproc_per_node, **_: [sys.executable, str(script), str(pids_file)],
     )
     store = SqliteStore(tmp_path / "state.db")
     backend = LocalBackend(store=store, home=tmp_path / "home")
@@ -139,3 +140,30 @@ def test_environment_carries_what_hyperpod_and_the_agent_need(
     assert env["TRAINGUARD_AGENT_TOKEN"] == "t" and env["TRAINGUARD_SHM_DIR"].endswith("m")
     assert env["TRAINGUARD_JOB_UID"] and env["TRAINGUARD_JOB_NAMESPACE"] == "default"
     assert "checkpoints" in env["TRAINGUARD_CHECKPOINT_DIR"]
+
+
+def test_an_agent_that_exits_at_once_reports_its_code_and_last_words(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    said = "hyperpodrun: error: unrecognized arguments: --bogus"
+    argv = [sys.executable, "-c", f"import sys; print({said!r}, file=sys.stderr); sys.exit(2)"]
+    monkeypatch.setattr(backend_module, "agent_argv", lambda command, nproc_per_node, **_: argv)
+    backend = LocalBackend(store=SqliteStore(tmp_path / "state.db"), home=tmp_path / "home")
+    pod = backend.create_pod(launch(tmp_path), now=time.time())
+    wait_for(lambda: not backend.pod_alive(pod))
+    assert backend.pod_failure(pod) == f"agent exited with code 2: {said}"
+
+
+def test_signalling_a_process_that_exited_says_it_exited_not_that_it_is_foreign(
+    pod_env: tuple[LocalBackend, Path], tmp_path: Path
+) -> None:
+    from trainguard.errors import BackendError
+
+    backend, pids_file = pod_env
+    pod = backend.create_pod(launch(tmp_path), now=time.time())
+    wait_for(lambda: len(family(pids_file)) == 3)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a stale pid, as a finished worker's is
+    with pytest.raises(BackendError, match=f"process {gone.pid} is not running"):
+        backend.signal(pod, gone.pid, signal.SIGKILL)
+    backend.delete_pod(pod, grace=1.0)

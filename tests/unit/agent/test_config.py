@@ -57,6 +57,7 @@ def test_environment_beats_flags() -> None:
 def test_token_file_and_insecure(tmp_path: Path) -> None:
     token = tmp_path / "token"
     token.write_text("from-file\n")
+    token.chmod(0o600)
     assert parse_config(["--token-file", str(token), "t.py"], {}).token == "from-file"
     assert parse_config(["--token-file", str(token), "t.py"], TOKEN_ENV).token == "t"
     assert parse_config(["--insecure-no-auth", "t.py"], {}).token is None
@@ -64,6 +65,17 @@ def test_token_file_and_insecure(tmp_path: Path) -> None:
         parse_config(["t.py"], {})
     with pytest.raises(UsageError, match="--token-file"):
         parse_config(["--token-file", str(tmp_path / "missing"), "t.py"], {})
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o620])
+def test_token_file_others_can_read_is_refused(tmp_path: Path, mode: int) -> None:
+    token = tmp_path / "token"
+    token.write_text("secret\n")
+    token.chmod(mode)
+    with pytest.raises(UsageError, match=rf"--token-file .*token has mode {mode:04o}.*chmod 600"):
+        parse_config(["--token-file", str(token), "t.py"], {})
+    token.chmod(0o400)
+    assert parse_config(["--token-file", str(token), "t.py"], {}).token == "secret"
 
 
 @pytest.mark.parametrize(
@@ -91,3 +103,11 @@ def test_max_restarts_is_ignored_with_a_warning(caplog: pytest.LogCaptureFixture
     config = parse_config(["--max-restarts", "3", "t.py"], TOKEN_ENV)
     assert config.max_restarts == 3
     assert "ignored" in caplog.text
+
+
+def test_the_zygote_is_the_default_and_cold_start_a_flag_or_variable() -> None:
+    assert not parse_config(["t.py"], TOKEN_ENV).cold_start
+    assert parse_config(["--cold-start", "t.py"], TOKEN_ENV).cold_start
+    assert parse_config(["--cold_start", "t.py"], TOKEN_ENV).cold_start
+    assert parse_config(["t.py"], TOKEN_ENV | {"TRAINGUARD_COLD_START": "1"}).cold_start
+    assert not parse_config(["t.py"], TOKEN_ENV | {"TRAINGUARD_COLD_START": "0"}).cold_start

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import threading
 import time
 import uuid
@@ -12,13 +14,13 @@ import httpx
 import pytest
 
 from trainguard.agent.callback import CallbackPusher
-from trainguard.agent.ipc import AgentSocketClient
+from trainguard.agent.checkpoint_progress import ProgressTracker
 from trainguard.agent.logs import LogFollower, tail_lines
-from trainguard.agent.progress import ProgressTracker
 from trainguard.agent.protocol import AgentState, AgentStatus, StartRequest
 from trainguard.agent.rendezvous import assignment_from, worker_envs
 from trainguard.agent.sockets import SocketServer
 from trainguard.errors import AgentError
+from trainguard.ipc import AgentSocketClient
 
 
 def test_progress_counts_steps_every_local_rank_holds() -> None:
@@ -147,3 +149,16 @@ def test_worker_env_from_start() -> None:
     assert envs[0]["MASTER_ADDR"] == "10.1.1.1" and envs[0]["MASTER_PORT"] == "555"
     assert envs[0]["TRAINGUARD_RESUME_STEP"] == "40" and envs[0]["X"] == "1"
     assert envs[0]["OMP_NUM_THREADS"] == "1"
+
+
+def test_socket_file_admits_only_its_owner_whatever_the_umask() -> None:
+    old = os.umask(0)
+    try:
+        server = SocketServer(Path("/tmp") / f"tg-test-{uuid.uuid4().hex[:8]}.sock")
+        server.start()
+    finally:
+        os.umask(old)
+    try:
+        assert stat.S_IMODE(server.path.stat().st_mode) == 0o600
+    finally:
+        server.close()

@@ -37,7 +37,9 @@ def test_start_request_as_hyperpod_sends_it() -> None:
 
 def test_stop_request_defaults() -> None:
     stop = StopRequest.model_validate({})
-    assert (stop.restart_mode, stop.is_graceful, stop.timeout) == ("ipr", False, None)
+    assert (stop.restart_mode, stop.is_graceful, stop.timeout) == ("ipr", None, None)
+    nulls = StopRequest.model_validate({"restart_mode": None, "is_graceful": None})
+    assert (nulls.restart_mode, nulls.is_graceful) == ("ipr", None)
 
 
 def test_status_wire_form_leaves_out_unset_keys() -> None:

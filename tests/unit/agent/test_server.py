@@ -8,23 +8,17 @@ import pytest
 from fastapi import APIRouter
 from fastapi.testclient import TestClient
 
-from trainguard.agent.protocol import AgentState, UpdateRequest
+from tests.agentapp import AppControls, app_client
+from trainguard.agent.protocol import AgentState
 from trainguard.agent.server import build_app
-from trainguard.agent.state import AgentCore
 from trainguard.errors import NotFoundError
-from trainguard.policy.log_rules import parse_rules
-from trainguard.testing import FakeClock
 
 START = {"rank": 0, "nnodes": 1, "faultCount": 0, "master_addr": "h", "master_port": 1}
 AUTH = {"Authorization": "Bearer s3cret"}
 
 
-class Controls:
-    def __init__(self) -> None:
-        self.core = AgentCore(clock=FakeClock(), pod="p", pid=1)
-
-    def check_rules(self, request: UpdateRequest) -> None:
-        parse_rules(request.log_monitoring_configuration, source="test")
+class Controls(AppControls):
+    """Rank 3 runs here and has ``tail`` lines in each stream."""
 
     def logs(self, *, rank: int, tail: int, stream: str) -> list[str]:
         if rank != 3:
@@ -41,7 +35,7 @@ def agent() -> Iterator[tuple[Controls, TestClient]]:
     def replicas() -> dict[str, int]:
         return {"count": 0}
 
-    with TestClient(build_app(controls, token="s3cret", routers=[extra])) as client:
+    with app_client(controls, token="s3cret", routers=[extra]) as client:
         yield controls, client
 
 
@@ -72,11 +66,12 @@ def test_every_route_refuses_a_missing_or_wrong_token(
 def test_lifecycle_over_the_api(agent: tuple[Controls, TestClient]) -> None:
     controls, client = agent
     assert client.get("/status", headers=AUTH).json()["status"] == "ready"
-    assert client.post("/stop", headers=AUTH).status_code == 409
+    assert client.post("/stop", headers=AUTH).status_code == 200  # HyperPod's idempotent stop
     answer = client.post("/start", json=START, headers=AUTH)
     assert answer.status_code == 200 and answer.content == b""
-    assert client.post("/start", json=START, headers=AUTH).status_code == 409
-    updated = client.post("/update", json=START | {"ipVersion": "v7"}, headers=AUTH).json()
+    assert client.post("/start", json=START, headers=AUTH).status_code == 200
+    table = {"ipVersion": "v7", "rankIps": [{"rank": 0, "ip": "h"}]}
+    updated = client.post("/update", json=START | table, headers=AUTH).json()
     assert updated["status"] == "running" and updated["ipversion"] == "v7"
     assert client.post("/stop", json={"timeout": 5}, headers=AUTH).status_code == 200
     assert controls.core.state is AgentState.STOPPING

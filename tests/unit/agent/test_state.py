@@ -33,17 +33,43 @@ def test_start_runs_at_once_and_hands_the_launch_to_the_loop() -> None:
     status = agent.snapshot()
     assert status.assigned_rank == "1" and status.reason == "Running"
     assert status.trainguard is not None and status.trainguard.fault_count == 3
-    assert set(status.transitions) == {"READY", "RUNNING"}
+    assert set(status.transitions) == {"INIT", "READY", "RUNNING"}
 
 
 def test_forbidden_requests_conflict_and_change_nothing() -> None:
     agent, seen = core()
-    with pytest.raises(ConflictError):
-        agent.request_stop(StopRequest())
     agent.request_start(StartRequest.model_validate(START))
+    agent.take_pending()
+    assert agent.fault(reason="WorkerCrash", message="boom", failures=[])
     with pytest.raises(ConflictError):
         agent.request_start(StartRequest.model_validate(START))
-    assert agent.state is AgentState.RUNNING and seen == [AgentState.RUNNING]
+    assert agent.state is AgentState.FAULTED and seen == [AgentState.RUNNING, AgentState.FAULTED]
+
+
+def test_repeated_start_stop_and_shutdown_change_nothing_but_the_rendezvous() -> None:
+    agent, seen = core()
+    agent.request_stop(StopRequest())
+    assert agent.state is AgentState.READY and agent.take_pending() is None
+    agent.request_start(StartRequest.model_validate(START))
+    agent.take_pending()
+    agent.request_start(StartRequest.model_validate(START | {"rank": 0, "progress": {"a": 1}}))
+    assert agent.take_pending() is None, "the running workers are left alone"
+    assert agent.snapshot().assigned_rank == "0" and agent.start_progress == {"a": 1}
+    agent.request_shutdown(StopRequest())
+    agent.request_shutdown(StopRequest())
+    assert seen == [AgentState.RUNNING, AgentState.SHUTDOWN]
+
+
+def test_a_start_without_rank_waits_for_an_update_with_one() -> None:
+    agent, _ = core()
+    agent.request_start(StartRequest.model_validate(START | {"rank": -1, "progress": {"p": 1}}))
+    assert agent.state is AgentState.RUNNING and agent.take_pending() is None
+    assert agent.snapshot().assigned_rank is None
+    agent.update(StartRequest.model_validate(START | {"rank": 5}))
+    pending = agent.take_pending()
+    assert isinstance(pending, PendingStart)
+    assert (pending.request.rank, pending.request.progress) == (5, {"p": 1})
+    assert agent.snapshot().assigned_rank is None, "only /start assigns a rank, as in HyperPod"
 
 
 def test_fault_keeps_the_first_root_cause_and_appends_later_failures() -> None:
@@ -67,7 +93,7 @@ def test_stop_then_ready_then_start_clears_the_fault() -> None:
     agent.request_stop(StopRequest(timeout=3))
     pending = agent.take_pending()
     assert isinstance(pending, PendingStop) and pending.then is AgentState.READY
-    assert agent.move(AgentState.READY, reason="Stopped")
+    assert agent.move(AgentState.READY, reason=None)
     assert not agent.move(AgentState.COMPLETED, reason="nope")
     agent.request_start(StartRequest.model_validate(START | {"faultCount": 4}))
     status = agent.snapshot()
@@ -81,7 +107,9 @@ def test_shutdown_is_final() -> None:
     pending = agent.take_pending()
     assert isinstance(pending, PendingStop) and pending.then is AgentState.SHUTDOWN
     with pytest.raises(ConflictError):
-        agent.request_shutdown(StopRequest())
+        agent.request_start(StartRequest.model_validate(START))
+    with pytest.raises(ConflictError):
+        agent.request_stop(StopRequest())
 
 
 def test_unknown_fact_is_an_error() -> None:

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from trainguard import constants as c
-from trainguard.agent import ipc
+from trainguard import ipc
 from trainguard.checkpoint import CheckpointManager
 from trainguard.checkpoint.report import AgentReporter, step_from_progress
 
@@ -78,7 +78,9 @@ def test_save_and_restore_are_reported(agent: FakeAgentSocket, shm_root: Path) -
     try:
         for step in (1, 2, 3):
             manager.save(step, {"w": torch.full((4,), float(step))})
-        manager.wait()
+            # Let each step's checksum run before the next save: a step evicted first (keep=2)
+            # is, by design, never replicated, and a loaded machine could otherwise get there.
+            manager.wait()
         target: dict[str, Any] = {}
         assert manager.load_latest(target) == 2  # the agreed step from ckpt_info_get
     finally:

@@ -19,7 +19,7 @@ import pytest
 import torch
 from fastapi import FastAPI
 
-from trainguard.agent import ipc
+from trainguard import ipc
 from trainguard.checkpoint import manifest
 from trainguard.checkpoint.base import Tier, TierName, payload
 from trainguard.checkpoint.durable import DurableTier

@@ -61,7 +61,7 @@ def test_health_check_passes_on_a_clean_log_and_gpu_checks_are_not_applicable(
     [
         (["--checks", "Nope"], "unknown check(s) ['Nope']"),
         (["--checks", "ClockSkew"], "ClockSkew needs the controller's URL"),
-        (["--output", "yaml"], "--output must be text or json"),
+        (["--output", "xml"], "--output: 'xml' is not supported here; use one of text, json, yaml"),
     ],
 )
 def test_health_check_usage_errors(args: list[str], message: str) -> None:

@@ -7,12 +7,14 @@ from pathlib import Path
 from typing import Any
 
 from trainguard import constants as c
+from trainguard.backends.gate import AdmissionGate
 from trainguard.controller.agents import AgentHub
 from trainguard.controller.deps import ControllerSettings
 from trainguard.controller.loop import Controller
 from trainguard.controller.state import JobPhase, JobState
 from trainguard.controller.submit import submit
 from trainguard.spec import HyperPodPyTorchJob, JobStatus
+from trainguard.spec.faults import parse_fault
 from trainguard.store import JobRecord, NodeRecord, SqliteStore
 from trainguard.testing import FakeAgent, FakeBackend, FakeClock
 
@@ -52,7 +54,10 @@ def manifest(**run_policy: Any) -> dict[str, Any]:
 
 
 class Harness:
-    def __init__(self, tmp_path: Path, *, nodes: int = 3) -> None:
+    def __init__(
+        self, tmp_path: Path, *, nodes: int = 3, gate: AdmissionGate | None = None
+    ) -> None:
+        self.gate = gate
         self.store = SqliteStore(tmp_path / "state.db")
         self.clock = FakeClock()
         for index in range(nodes):
@@ -69,6 +74,7 @@ class Harness:
             clock=self.clock,
             settings=ControllerSettings(poll_interval=0),
             serve_callbacks=False,
+            gate=self.gate,
         )
 
     def add_node(self, name: str) -> None:
@@ -77,7 +83,8 @@ class Harness:
 
     def submit(self, document: dict[str, Any], faults: list[str] | None = None) -> JobRecord:
         job = HyperPodPyTorchJob.model_validate(document)
-        return submit(self.store, job, now=self.clock.wall(), faults=faults)
+        specs = [parse_fault(f) for f in faults or []]  # parsed at the boundary, as the CLI does
+        return submit(self.store, job, now=self.clock.wall(), faults=specs)
 
     def step(self, times: int = 1, advance: float = 0.1) -> JobPhase | None:
         phase = None

@@ -6,7 +6,7 @@ from trainguard import constants as c
 from trainguard.agent.protocol import AgentState, AgentStatus, TrainguardStatus, WorkerFailure
 from trainguard.controller.context import PodView
 from trainguard.controller.detect import detect_fault, job_reason
-from trainguard.controller.progress import agreed_step, held_steps, progress_payload
+from trainguard.controller.held_steps import agreed_step, held_steps, progress_payload
 from trainguard.store import NodeRecord, PodRecord
 
 HEALTHY = {c.LABEL_NODE_HEALTH: c.HEALTH_SCHEDULABLE}

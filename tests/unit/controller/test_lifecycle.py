@@ -208,6 +208,7 @@ def test_resume_is_recorded_once_per_restart(h: Harness) -> None:
 def test_requested_fault_is_injected_after_its_delay(h: Harness) -> None:
     h.submit(manifest(), faults=["kill-worker:rank=3,after=5"])
     h.run_until(JobPhase.RUNNING)
+    h.agent(1).steps = [10]
     h.step(3)
     assert h.backend.signals == []
     h.clock.advance(5)
@@ -220,6 +221,7 @@ def test_requested_fault_is_injected_after_its_delay(h: Harness) -> None:
 def test_node_unhealthy_fault_labels_the_node_of_the_rank(h: Harness) -> None:
     h.submit(manifest(), faults=["node-unhealthy:rank=2"])
     h.run_until(JobPhase.RUNNING)
+    h.agent(0).steps = [10]
     h.step()
     node = next(p for p in h.pods() if p.node_rank == 1).node
     assert h.store.get_node(node).labels[c.LABEL_NODE_HEALTH] == c.HEALTH_PENDING_REBOOT

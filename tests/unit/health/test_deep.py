@@ -43,12 +43,31 @@ class FlakyMatmul:
         return c
 
 
+STEP = 1 / 32  # exact in binary: the iteration count has no rounding edge
+
+
+class Ticks:
+    """A burn timer that advances a fixed step per reading: the burn does the same number of
+    products however loaded the machine is (0.2 s of real time under load held 1 or 2, fewer
+    than `FlakyMatmul` needs to start lying)."""
+
+    def __init__(self, step: float) -> None:
+        self.step, self.now = step, 0.0
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
 def test_stress_catches_a_large_and_a_tiny_silent_corruption() -> None:
-    big = burn("cpu", SMALL, matmul=FlakyMatmul(1.0))
-    assert big["corrupted"] == big["iterations"] - 2 and big["maxResidual"] > SMALL.tolerance
-    tiny = burn("cpu", SMALL, matmul=FlakyMatmul(1e-6))  # below Freivalds' bound
-    assert tiny["corrupted"] == tiny["iterations"] - 2 and tiny["differentFromFirst"] > 0
-    report = InstanceStress(SMALL, matmul=FlakyMatmul(1.0)).check(0.0)
+    big = burn("cpu", SMALL, matmul=FlakyMatmul(1.0), clock=Ticks(STEP))
+    assert big["iterations"] == 6  # readings 1/32 .. 6/32 after the start are < 0.2 s
+    assert big["corrupted"] == 6 - 2 and big["maxResidual"] > SMALL.tolerance
+    tiny = burn("cpu", SMALL, matmul=FlakyMatmul(1e-6), clock=Ticks(STEP))  # below the bound
+    assert tiny["corrupted"] == 6 - 2 and tiny["differentFromFirst"] == 6 - 2
+    assert tiny["maxResidual"] <= SMALL.tolerance  # caught only as not bit-identical
+    stress = InstanceStress(SMALL, matmul=FlakyMatmul(1.0), clock=Ticks(STEP))
+    report = stress.check(0.0)
     assert report.reason == "SilentDataCorruption" and report.action is NodeAction.REPLACE
 
 

@@ -6,12 +6,8 @@ from __future__ import annotations
 import pytest
 
 from trainguard.errors import HealthCheckError
-from trainguard.health.gpu import (
-    GpuCountCheck,
-    GpuEccCheck,
-    GpuRetiredPagesCheck,
-    GpuThermalCheck,
-)
+from trainguard.health.gpu import GpuCountCheck, GpuThermalCheck
+from trainguard.health.gpu_memory import GpuEccCheck, GpuRetiredPagesCheck
 from trainguard.health.nvlink import NvLinkCheck
 from trainguard.health.nvml import NvmlSession
 from trainguard.health.report import HealthStatus, NodeAction

@@ -7,7 +7,7 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trainguard.health.faults import (
+from trainguard.health.fault_history import (
     FaultRecord,
     decode_fault_details,
     encode_fault_details,

@@ -40,6 +40,7 @@ def test_defaults_follow_kubeflow_and_never_policy_means_no_retries() -> None:
 def test_dropped_settings_are_warned() -> None:
     doc = yaml.safe_load(TEXT)
     doc["spec"]["runPolicy"]["cleanPodPolicy"] = "Running"
+    del doc["spec"]["pytorchReplicaSpecs"]["Master"]  # elastic jobs scale one replica group
     doc["spec"]["elasticPolicy"] = {
         "rdzvBackend": "c10d",
         "minReplicas": 1,
@@ -53,6 +54,17 @@ def test_dropped_settings_are_warned() -> None:
     assert loaded.job.spec.nproc_per_node == "4"
     assert loaded.job.spec.elastic_policy is not None
     assert loaded.job.spec.elastic_policy.max_replicas == 3
+
+
+def test_elastic_bounds_map_and_a_master_role_is_refused() -> None:
+    doc = yaml.safe_load(TEXT)
+    doc["spec"]["elasticPolicy"] = {"minReplicas": 1, "maxReplicas": 2}
+    with pytest.raises(SpecError, match="exactly one replica spec"):
+        load_jobs(yaml.safe_dump(doc), source="kf.yaml")
+    del doc["spec"]["pytorchReplicaSpecs"]["Master"]
+    elastic = load_jobs(yaml.safe_dump(doc), source="kf.yaml")[0].job.spec.elastic_policy
+    assert elastic is not None
+    assert (elastic.min_replicas, elastic.max_replicas) == (1, 2)
 
 
 def test_errors_use_kubeflow_paths() -> None:

@@ -25,13 +25,20 @@ from trainguard import constants as c
 from trainguard.backends.base import Backend, PodLaunch
 from trainguard.backends.local.cluster import LocalCluster, LocalClusterConfig, load_config
 from trainguard.backends.local.command import agent_argv
+from trainguard.backends.local.mtcservers import pod_environment as mtc_pod_environment
+from trainguard.backends.local.nodesink import StoreNodeSink
 from trainguard.errors import BackendError
+from trainguard.names import safe_join
+from trainguard.permissions import open_private, private_dir
+from trainguard.proctree import find_worker
 from trainguard.spec.k8s import Container
+from trainguard.store.base import Store
 from trainguard.store.records import NodeRecord, PodRecord
-from trainguard.store.sqlite import SqliteStore
 
 HOST = "127.0.0.1"
 DEFAULT_GRACE = 30.0
+TIMELINE_FILE = "timeline.jsonl"
+"""Per pod: the agent's step/save timeline (`trainguard.agent.timeline`), read by job report."""
 
 
 class LocalBackend(Backend):
@@ -46,7 +53,7 @@ class LocalBackend(Backend):
     name = "local"
 
     def __init__(
-        self, *, store: SqliteStore, home: Path, config: LocalClusterConfig | None = None
+        self, *, store: Store, home: Path, config: LocalClusterConfig | None = None
     ) -> None:
         self.store, self.home = store, home
         self.cluster = LocalCluster(store, home, config or load_config(home))
@@ -55,23 +62,24 @@ class LocalBackend(Backend):
     # --- pods ------------------------------------------------------------------------------
 
     def pod_dir(self, namespace: str, job: str, pod: str) -> Path:
-        """Where a pod's logs live."""
-        return self.home / "pods" / namespace / job / pod
+        """Where a pod's logs live (every name checked: a pod directory never leaves home)."""
+        return safe_join(self.home / "pods", namespace, job, pod, what="pod directory")
 
     def create_pod(self, launch: PodLaunch, *, now: float) -> PodRecord:
         """Start the pod's shim + agent and record pid, port and start time."""
         directory = self.pod_dir(launch.namespace, launch.job, launch.pod)
-        (directory / "logs").mkdir(parents=True, exist_ok=True)
+        private_dir(directory / "logs")  # worker output and the agent's tee of it: 0700
         (directory / "exit.json").unlink(missing_ok=True)
         port = self.free_port(HOST)
         container = launch.container
+        memory = self.cluster.job_memory(launch.node, launch.namespace, launch.job, launch.job_uid)
+        private_dir(memory)
+        env = self._environment(launch, port=port, directory=directory, memory=memory)
         argv = agent_argv(
             [*(container.command or []), *(container.args or [])],
             nproc_per_node=launch.nproc_per_node,
+            path=env.get("PATH"),
         )
-        memory = self.cluster.job_memory(launch.node, launch.namespace, launch.job, launch.job_uid)
-        memory.mkdir(parents=True, exist_ok=True)
-        env = self._environment(launch, port=port, directory=directory, memory=memory)
         grace = DEFAULT_GRACE
         shim = [
             sys.executable,
@@ -84,7 +92,7 @@ class LocalBackend(Backend):
             "--",
             *argv,
         ]
-        with (directory / "pod.log").open("ab") as log:
+        with os.fdopen(open_private(directory / "pod.log", os.O_WRONLY | os.O_APPEND), "ab") as log:
             process = subprocess.Popen(
                 shim,
                 cwd=self._working_dir(container, launch.source_dir),
@@ -111,6 +119,7 @@ class LocalBackend(Backend):
         env[c.ENV_CHECKPOINT_DIR] = str(
             self.cluster.job_checkpoints(launch.namespace, launch.job, launch.job_uid)
         )
+        env.update(mtc_pod_environment(self.home, launch.node))
         env.update(
             _container_env(
                 launch.container, pod=launch.pod, namespace=launch.namespace, node=launch.node
@@ -129,6 +138,7 @@ class LocalBackend(Backend):
                 c.ENV_AGENT_PORT: str(port),
                 c.ENV_AGENT_HOST: HOST,
                 c.ENV_LOG_DIR: str(directory / "logs"),
+                c.ENV_TIMELINE_FILE: str(directory / TIMELINE_FILE),
                 c.ENV_SHM_DIR: str(memory),
                 "PYTHONUNBUFFERED": "1",
             }
@@ -148,6 +158,7 @@ class LocalBackend(Backend):
 
     def pod_alive(self, pod: PodRecord) -> bool:
         """Whether the pod's shim runs (same pid and start time as when it was created)."""
+        self.reap_exited()
         process = self._process(pod)
         if process is None:
             return False
@@ -168,10 +179,22 @@ class LocalBackend(Backend):
         loaded: dict[str, object] = json.loads(path.read_text())
         return loaded
 
+    def pod_failure(self, pod: PodRecord) -> str | None:
+        """The agent's exit code and the last line it wrote (a command not found says so)."""
+        exit_info = self.pod_exit(pod)
+        if exit_info is None:
+            return None
+        if exit_info.get("terminated"):
+            return "the pod was deleted"
+        code = exit_info.get("code")
+        said = _last_line(Path(str(pod.info.get("dir", ""))) / "pod.log")
+        return f"agent exited with code {code}" + (f": {said}" if said else "")
+
     def delete_pod(self, pod: PodRecord, *, grace: float) -> None:
         """SIGTERM the shim (it stops the agent and kills leftovers); SIGKILL after ``grace``."""
         process = self._process(pod)
         if process is None:
+            self.reap_exited()
             return
         try:
             leftovers = process.children(recursive=True)
@@ -191,8 +214,15 @@ class LocalBackend(Backend):
             raise BackendError(f"pod {pod.name} is not running")
         family = {p.pid for p in process.children(recursive=True)} | {process.pid}
         if pid not in family:
+            if not _running(pid):  # a stale pid (a worker that exited), not a foreign one
+                raise BackendError(f"process {pid} is not running (pod {pod.name}): it exited")
             raise BackendError(f"process {pid} does not belong to pod {pod.name}")
         os.kill(pid, sig)
+
+    def find_worker(self, pod: PodRecord, rank: int) -> int | None:
+        """The worker of global rank ``rank`` among the pod's processes (by its ``RANK``)."""
+        process = self._process(pod)
+        return find_worker(process, rank) if process is not None else None
 
     def _process(self, pod: PodRecord) -> psutil.Process | None:
         if pod.pid is None:
@@ -208,6 +238,16 @@ class LocalBackend(Backend):
         except psutil.NoSuchProcess:
             return None
 
+    def reap_exited(self) -> None:
+        """Reap shims of this process that have exited (an agent killed, a pod that ended).
+
+        Without this a dead pod's shim stayed a zombie child of the controller until the
+        controller exited: `_process` sees a zombie as "not running" and never waited for it.
+        """
+        for pid, child in list(self._children.items()):
+            if child.poll() is not None:
+                del self._children[pid]
+
     def _reap(self, pid: int) -> None:
         child = self._children.pop(pid, None)
         if child is not None:
@@ -222,6 +262,12 @@ class LocalBackend(Backend):
         """The nodes in the store."""
         return self.store.list_nodes()
 
+    def mark_node_health(self, node: str, health: str, *, why: str) -> None:
+        """Through the store, as the node health agent's sink writes it."""
+        StoreNodeSink(self.store, component=c.CONTROLLER_COMPONENT).mark_health(
+            node, health, why=why
+        )
+
     def release_job(self, namespace: str, job: str, job_uid: str) -> None:
         """Delete the job's memory-tier data on every node."""
         self.cluster.release_job(namespace, job, job_uid)
@@ -234,7 +280,8 @@ class LocalBackend(Backend):
             return port
 
     def step(self, *, now: float) -> None:
-        """Reboot nodes whose reboot is due, killing what still runs on them first."""
+        """Reap exited shims; reboot nodes whose reboot is due, killing their pods first."""
+        self.reap_exited()
         for node in self.cluster.due_reboots(now=now):
             for pod in self.store.list_pods():
                 if pod.node == node.name:
@@ -253,6 +300,25 @@ class LocalBackend(Backend):
             except subprocess.TimeoutExpired:
                 continue
             self._children.pop(pid, None)
+
+
+def _last_line(path: Path, *, limit: int = 4096) -> str:
+    """The last non-empty line of the file's last ``limit`` bytes, at most 300 characters."""
+    try:
+        with path.open("rb") as log:
+            log.seek(max(0, path.stat().st_size - limit))
+            tail = log.read().decode(errors="replace")
+    except OSError:
+        return ""
+    lines = [line.strip() for line in tail.splitlines() if line.strip()]
+    return lines[-1][:300] if lines else ""
+
+
+def _running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def _kill(process: psutil.Process) -> None:

@@ -10,6 +10,7 @@ person to relabel it, as on HyperPod.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import shutil
 from pathlib import Path
@@ -18,11 +19,17 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from trainguard import constants as c
+from trainguard.errors import UsageError
+from trainguard.names import check_path_name, safe_join
+from trainguard.permissions import create_private_file, private_dir
+from trainguard.store.base import Store
 from trainguard.store.records import EventRecord, NodeRecord
-from trainguard.store.sqlite import SqliteStore
 
 UNHEALTHY = (c.HEALTH_PENDING_REBOOT, c.HEALTH_PENDING_REPLACEMENT)
 CONFIG_FILE = "cluster.json"
+MAX_NODES = 128
+"""Simulated nodes one local cluster may have: every pod is an agent process on this machine,
+so the node count bounds how many a job can start here."""
 
 
 class LocalClusterConfig(BaseModel):
@@ -47,8 +54,9 @@ def load_config(home: Path) -> LocalClusterConfig:
 
 def save_config(home: Path, config: LocalClusterConfig) -> None:
     """Write the cluster config."""
-    home.mkdir(parents=True, exist_ok=True)
-    (home / CONFIG_FILE).write_text(config.model_dump_json(indent=2))
+    private_dir(home)
+    path = create_private_file(home / CONFIG_FILE)
+    path.write_text(config.model_dump_json(indent=2))
 
 
 class LocalCluster:
@@ -60,13 +68,19 @@ class LocalCluster:
         config: cluster settings.
     """
 
-    def __init__(self, store: SqliteStore, home: Path, config: LocalClusterConfig) -> None:
+    def __init__(self, store: Store, home: Path, config: LocalClusterConfig) -> None:
         self.store, self.home, self.config = store, home, config
         digest = hashlib.sha1(str(home.resolve()).encode()).hexdigest()[:8]
         self.shm_root = Path(config.shm_root) / f"trainguard-{digest}"
 
     def ensure_nodes(self, count: int, *, now: float) -> list[NodeRecord]:
-        """Create nodes ``node-0 .. node-<count-1>`` that do not exist yet; return all nodes."""
+        """Create nodes ``node-0 .. node-<count-1>`` that do not exist yet; return all nodes.
+
+        Raises:
+            UsageError: ``count`` is above `MAX_NODES`.
+        """
+        if count > MAX_NODES:
+            raise UsageError(f"--nodes {count}: a local cluster has at most {MAX_NODES} nodes")
         existing = {n.name for n in self.store.list_nodes()}
         for index in range(count):
             name = f"node-{index}"
@@ -86,20 +100,29 @@ class LocalCluster:
 
     def node_memory(self, node: str) -> Path:
         """The node-local shared-memory directory of ``node``."""
-        return self.shm_root / node
+        return safe_join(self.shm_root, node, what="node")
 
     def job_memory(self, node: str, namespace: str, job: str, uid: str) -> Path:
         """Where a job's memory-tier checkpoints live on ``node``."""
-        return self.node_memory(node) / f"{namespace}.{job}.{uid[:8]}"
+        _check_job(namespace, job)
+        return safe_join(self.node_memory(node), f"{namespace}.{job}.{uid[:8]}", what="job")
 
     def job_checkpoints(self, namespace: str, job: str, uid: str) -> Path:
         """The job's durable checkpoint directory (the cluster's "shared file system")."""
-        return self.home / "checkpoints" / namespace / f"{job}-{uid[:8]}"
+        _check_job(namespace, job)
+        return safe_join(self.home / "checkpoints", namespace, f"{job}-{uid[:8]}", what="job")
 
     def release_job(self, namespace: str, job: str, uid: str) -> None:
-        """Delete the job's memory on every node."""
+        """Delete the job's memory on every node, then node directories left empty.
+
+        An empty ``node-N`` directory (and the cluster's root) is removed too, or every run
+        would leave them behind in /dev/shm; a directory that still holds another job's
+        memory stays (``rmdir`` only removes empty directories).
+        """
         for node in self.store.list_nodes():
             shutil.rmtree(self.job_memory(node.name, namespace, job, uid), ignore_errors=True)
+            _remove_if_empty(self.node_memory(node.name))
+        _remove_if_empty(self.shm_root)
 
     def due_reboots(self, *, now: float) -> list[NodeRecord]:
         """Unhealthy nodes whose reboot is due; tracks since when each node is unhealthy."""
@@ -133,3 +156,13 @@ class LocalCluster:
     def teardown(self) -> None:
         """Remove every node's memory (``cluster down``)."""
         shutil.rmtree(self.shm_root, ignore_errors=True)
+
+
+def _check_job(namespace: str, job: str) -> None:
+    check_path_name(namespace, what="namespace")
+    check_path_name(job, what="job")
+
+
+def _remove_if_empty(directory: Path) -> None:
+    with contextlib.suppress(OSError):  # not empty, or already gone
+        directory.rmdir()

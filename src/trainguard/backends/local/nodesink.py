@@ -11,8 +11,9 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
+from trainguard import constants as c
+from trainguard.store.base import Store
 from trainguard.store.records import EventRecord
-from trainguard.store.sqlite import SqliteStore
 
 COMPONENT = "trainguard-health-agent"
 
@@ -20,8 +21,8 @@ COMPONENT = "trainguard-health-agent"
 class StoreNodeSink:
     """Reads and writes node status through the local cluster's store."""
 
-    def __init__(self, store: SqliteStore) -> None:
-        self.store = store
+    def __init__(self, store: Store, *, component: str = COMPONENT) -> None:
+        self.store, self.component = store, component
 
     def node_labels(self, node: str) -> dict[str, str]:
         """The node's current labels."""
@@ -43,5 +44,14 @@ class StoreNodeSink:
 
     def emit_event(self, node: str, *, type: str, reason: str, message: str) -> None:
         """Append an event about the node."""
-        event = EventRecord("Node", "", node, type, reason, message, time.time(), COMPONENT)
+        event = EventRecord("Node", "", node, type, reason, message, time.time(), self.component)
         self.store.add_events([event])
+
+    def mark_health(self, node: str, health: str, *, why: str) -> None:
+        """Set the node's ``node-health-status`` and say so in a ``NodeHealthChanged`` event,
+        as the health agent does (`Backend.mark_node_health` on the local cluster)."""
+        before = self.node_labels(node).get(c.LABEL_NODE_HEALTH)
+        self.patch_node(node, labels={c.LABEL_NODE_HEALTH: health})
+        kind = "Normal" if health == c.HEALTH_SCHEDULABLE else "Warning"
+        message = f"{c.LABEL_NODE_HEALTH}: {before} -> {health} ({why})"
+        self.emit_event(node, type=kind, reason=c.REASON_NODE_HEALTH_CHANGED, message=message)

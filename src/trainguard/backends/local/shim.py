@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -23,33 +22,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
-import psutil
-
-from trainguard.agent.processes import become_subreaper, reap_orphans
-
-
-def kill_descendants() -> None:
-    """SIGKILL every descendant of this process and reap them."""
-    me = psutil.Process()
-    for _ in range(20):
-        children = me.children(recursive=True)
-        if not children:
-            return
-        for child in children:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                child.kill()
-        psutil.wait_procs(children, timeout=1.0)
-        _reap_all()
-
-
-def _reap_all() -> None:
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
+from trainguard.proctree import become_subreaper, reap_orphans, stop_descendants
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
     code = _wait(agent, deadline)
-    kill_descendants()
+    stop_descendants()
     exit_info = {"code": code, "time": time.time(), "terminated": bool(deadline)}
     (args.pod_dir / "exit.json").write_text(json.dumps(exit_info))
     return code

@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 from trainguard import constants as c
 from trainguard.clock import Clock, SystemClock
 from trainguard.health.agent import probe
-from trainguard.health.faults import (
+from trainguard.health.fault_history import (
     SOURCE_DEEP,
     FaultRecord,
     decode_fault_details,

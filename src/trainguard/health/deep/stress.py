@@ -38,6 +38,7 @@ ADDRESS_CHUNK = ADDRESS_MODULUS * 16384  # ~4 MiB, a whole number of periods
 Tensor = Any  # torch.Tensor; torch is imported lazily so the CLI starts fast
 MatMul = Callable[[Tensor, Tensor], Tensor]
 AfterWrite = Callable[[Tensor], None]
+Clock = Callable[[], float]
 
 
 def stress_devices(config: StressConfig) -> list[str]:
@@ -46,8 +47,21 @@ def stress_devices(config: StressConfig) -> list[str]:
     return [*gpus, "cpu"] if config.include_cpu or not gpus else gpus
 
 
-def burn(device: str, config: StressConfig, *, matmul: MatMul | None = None) -> dict[str, Any]:
+def burn(
+    device: str,
+    config: StressConfig,
+    *,
+    matmul: MatMul | None = None,
+    clock: Clock = time.perf_counter,
+) -> dict[str, Any]:
     """Multiply random matrices on ``device`` for ``duration_s``, verifying every product.
+
+    Args:
+        device: where to multiply.
+        config: size, duration, tolerance, seed.
+        matmul: the product under test (tests inject a faulty one).
+        clock: the burn's timer in seconds (tests pass one that ticks per reading, so the
+            number of products does not depend on how loaded the machine is).
 
     Returns:
         Evidence: ``iterations``, ``tflops``, ``maxResidual`` (in units of the rounding bound),
@@ -65,8 +79,8 @@ def burn(device: str, config: StressConfig, *, matmul: MatMul | None = None) -> 
     iterations = corrupted = unstable = 0
     worst = 0.0
     first = None
-    start = time.perf_counter()
-    while time.perf_counter() - start < config.duration_s:
+    start = clock()
+    while clock() - start < config.duration_s:
         c = multiply(a, b)
         residual = float(((c.double() @ r - expected).abs() / bound).max())
         worst = max(worst, residual)
@@ -77,7 +91,7 @@ def burn(device: str, config: StressConfig, *, matmul: MatMul | None = None) -> 
         unstable += int(not same)
         iterations += 1
     _sync(device)
-    elapsed = time.perf_counter() - start
+    elapsed = clock() - start
     return {
         "iterations": iterations,
         "seconds": round(elapsed, 3),
@@ -141,6 +155,7 @@ class InstanceStress:
         config: durations, sizes, tolerance.
         matmul: the product under test (tests inject a faulty one).
         after_write: called after each memory pattern is written (tests flip a byte).
+        clock: the burn's timer (see `burn`).
     """
 
     name = CHECK_STRESS
@@ -151,17 +166,19 @@ class InstanceStress:
         *,
         matmul: MatMul | None = None,
         after_write: AfterWrite | None = None,
+        clock: Clock = time.perf_counter,
     ) -> None:
         self.config = config or StressConfig()
         self._matmul = matmul
         self._after_write = after_write
+        self._clock = clock
 
     def check(self, now: float) -> HealthReport:
         """Burn and pattern-test every device; Unhealthy (replace) on any wrong result."""
         evidence: dict[str, Any] = {}
         problems: list[str] = []
         for device in stress_devices(self.config):
-            compute = burn(device, self.config, matmul=self._matmul)
+            compute = burn(device, self.config, matmul=self._matmul, clock=self._clock)
             megabytes = self.config.memory_mb if device == "cpu" else self.config.device_memory_mb
             memory = memory_patterns(device, megabytes, after_write=self._after_write)
             evidence[device] = {"compute": compute, "memory": memory}
