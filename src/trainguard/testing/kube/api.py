@@ -37,6 +37,9 @@ UpdateRecorder = Callable[
 """``(resource, stored object or None, new object, field manager) -> new object`` with
 ``metadata.managedFields`` updated for a non-apply write (operation ``Update``)."""
 
+GUARANTEED_UPDATE_TRIES = 5
+"""Tries of a write without a client resourceVersion when another write lands between its read
+and its store (the real server's GuaranteedUpdate retries such a write instead of a 409)."""
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
@@ -155,16 +158,22 @@ class KubeApi:
                 manager=manager,
             )
             return rtype.view.from_storage(updated)
-        stored = self.get(rtype, namespace, name)
         expected = (body.get("metadata") or {}).get("resourceVersion") or None
-        if expected is not None and expected != stored["metadata"]["resourceVersion"]:
-            raise conflict(rtype.group, rtype.resource, name)
-        new = self._admit(
-            rtype, prepare_update(rtype, body, stored, subresource=subresource), stored
-        )
-        if not subresource:
-            new = self._managed(rtype, stored, new, manager)
-        return self._store_update(rtype, new, stored, dry_run=dry_run)
+        for attempt in range(GUARANTEED_UPDATE_TRIES):
+            stored = self.get(rtype, namespace, name)
+            if expected is not None and expected != stored["metadata"]["resourceVersion"]:
+                raise conflict(rtype.group, rtype.resource, name)
+            new = self._admit(
+                rtype, prepare_update(rtype, body, stored, subresource=subresource), stored
+            )
+            if not subresource:
+                new = self._managed(rtype, stored, new, manager)
+            try:
+                return self._store_update(rtype, new, stored, dry_run=dry_run)
+            except ApiError as exc:  # a write in between: retried unless preconditioned
+                if not _retryable(exc, expected, attempt):
+                    raise
+        raise AssertionError("unreachable: the last try returns or raises")
 
     def write_internal(self, rtype: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
         """A write by the server itself (deletion marks, garbage collection): no body rules."""
@@ -228,22 +237,31 @@ class KubeApi:
                 handler=handler,
             )
             return rtype.view.from_storage(patched)
-        stored = self.store.find(rtype.key(), namespace if rtype.namespaced else "", name)
-        if stored is None:
-            if content_type.split(";", maxsplit=1)[0] not in self.patch_handlers.creating:
-                raise not_found(rtype.group, rtype.resource, name)
-            created = handler(None, document, request)
-            created.setdefault("metadata", {})["name"] = name
-            return self.create(rtype, namespace, created, dry_run=dry_run)
-        patched = handler(stored, document, request)
-        expected = patched.setdefault("metadata", {}).get("resourceVersion")
-        if expected is not None and expected != stored["metadata"]["resourceVersion"]:
-            raise conflict(rtype.group, rtype.resource, name)
-        new = prepare_update(rtype, patched, stored, subresource=request.subresource)
-        new = self._admit(rtype, new, stored)
-        if not request.subresource and content_type.split(";", 1)[0].strip() != APPLY_PATCH:
-            new = self._managed(rtype, stored, new, manager)
-        return self._store_update(rtype, new, stored, dry_run=dry_run)
+        for attempt in range(GUARANTEED_UPDATE_TRIES):
+            stored = self.store.find(rtype.key(), namespace if rtype.namespaced else "", name)
+            if stored is None:
+                if content_type.split(";", maxsplit=1)[0] not in self.patch_handlers.creating:
+                    raise not_found(rtype.group, rtype.resource, name)
+                created = handler(None, document, request)
+                created.setdefault("metadata", {})["name"] = name
+                return self.create(rtype, namespace, created, dry_run=dry_run)
+            patched = handler(stored, document, request)
+            expected = patched.setdefault("metadata", {}).get("resourceVersion")
+            if expected is not None and expected != stored["metadata"]["resourceVersion"]:
+                raise conflict(rtype.group, rtype.resource, name)
+            new = prepare_update(rtype, patched, stored, subresource=request.subresource)
+            new = self._admit(rtype, new, stored)
+            if not request.subresource and content_type.split(";", 1)[0].strip() != APPLY_PATCH:
+                new = self._managed(rtype, stored, new, manager)
+            try:
+                return self._store_update(rtype, new, stored, dry_run=dry_run)
+            except ApiError as exc:
+                # Another write landed between the read and this one. With no precondition of
+                # the client's, the real server applies the patch again to the new object
+                # (GuaranteedUpdate); only a patch that names a resourceVersion gets the 409.
+                if not _retryable(exc, _named_version(document), attempt):
+                    raise
+        raise AssertionError("unreachable: the last try returns or raises")
 
     def _patch_handler(
         self, content_type: str, rtype: ResourceType, validation: FieldValidation | None
@@ -344,3 +362,22 @@ def _decode_continue(token: str, oldest: int) -> tuple[list[str] | None, int]:
             "You can start a new list without the continue parameter."
         )
     return after, revision
+
+
+def _retryable(exc: ApiError, expected: str | None, attempt: int) -> bool:
+    """Whether a write's conflict with a write in between is tried again (`update`, `patch`)."""
+    return exc.code == 409 and expected is None and attempt + 1 < GUARANTEED_UPDATE_TRIES
+
+
+def _named_version(document: Any) -> str | None:
+    """The resourceVersion a patch document names (its precondition), if any: a merge or
+    strategic patch's ``metadata.resourceVersion``, a JSON patch's op on that path."""
+    if isinstance(document, dict):
+        meta = document.get("metadata")
+        named = meta.get("resourceVersion") if isinstance(meta, dict) else None
+        return str(named) if named else None
+    if isinstance(document, list):
+        for op in document:
+            if isinstance(op, dict) and op.get("path") == "/metadata/resourceVersion":
+                return str(op.get("value"))
+    return None
