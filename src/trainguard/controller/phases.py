@@ -8,7 +8,7 @@ not created twice, an agent already started is not started twice.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from trainguard import constants as c
 from trainguard.agent.protocol import AgentState
@@ -47,9 +47,10 @@ def on_creating(ctx: JobContext, deps: Deps) -> None:
     if _remediate_if_faulted(ctx, deps):
         return
     waiting = [p for p in ctx.pods if p.agent_state is not AgentState.READY]
-    if waiting:
+    unseen = _unseen_ranks(ctx)
+    if waiting or unseen:
         if ctx.since(ctx.state.phase_since) > deps.settings.ready_timeout:
-            _not_ready(ctx, deps, waiting)
+            _not_ready(ctx, deps, waiting, unseen=unseen)
         return
     ctx.condition(c.COND_PODS_RUNNING, "True", "PodsRunning", f"{len(ctx.pods)} pod(s) ready")
     start_workers(ctx, deps)
@@ -170,8 +171,20 @@ def _current(ctx: JobContext, pod: PodView) -> bool:
     return extra is None or extra.fault_count is None or extra.fault_count == ctx.state.fault_count
 
 
-def _not_ready(ctx: JobContext, deps: Deps, waiting: list[PodView]) -> None:
+def _unseen_ranks(ctx: JobContext) -> list[int]:
+    """Node ranks with no pod in the store: a pod the last step created that a lagging watch
+    has not shown yet (the next step sees it), or one deleted behind the controller's back."""
+    held = {p.record.node_rank for p in ctx.active_pods}
+    return [rank for rank in range(ctx.size) if rank not in held]
+
+
+def _not_ready(
+    ctx: JobContext, deps: Deps, waiting: list[PodView], *, unseen: Sequence[int] = ()
+) -> None:
     described = "; ".join(p.name + (f" ({p.failure})" if p.failure else "") for p in waiting)
+    if unseen:
+        missing = f"no pod for node rank(s) {', '.join(map(str, unseen))}"
+        described = f"{described}; {missing}" if described else missing
     fault = ActiveFault(
         reason=c.REASON_POD_LOST,
         message=f"Pods not ready in time: {described}",
