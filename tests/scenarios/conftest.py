@@ -17,10 +17,8 @@ import pytest
 
 from tests.localcluster import local_cluster
 from tests.scenarios.driver import Driver
-from tests.scenarios.kube import KubeDriver
+from tests.scenarios.kube import KubeDriver, fake_cluster, running
 from tests.scenarios.local import LocalDriver
-from tests.scenarios.rbac import TRAINGUARD_AGENT, missing_permissions
-from trainguard.testing.kube.cluster import TestCluster
 
 ENV_KUBECONFIG = "TRAINGUARD_TEST_KUBECONFIG"
 NODES = 3
@@ -43,25 +41,11 @@ def driver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Driver]:
 
 
 def _kubernetes(tmp_path: Path) -> Iterator[Driver]:
-    work = tmp_path / "work"
-    work.mkdir()
     real = os.environ.get(ENV_KUBECONFIG)
     if real:
-        kube = KubeDriver(Path(real), work, cluster=None)
-        yield from _running(kube)
+        work = tmp_path / "work"
+        work.mkdir()
+        yield from running(KubeDriver(Path(real), work, cluster=None))
         return
-    with TestCluster(nodes=NODES, workdir=tmp_path / "cluster") as cluster:
-        yield from _running(KubeDriver(cluster.kubeconfig, work, cluster=cluster))
-        used = cluster.server.audit.permissions(user_agent=TRAINGUARD_AGENT)
-        missing = missing_permissions(used)
-        assert not missing, f"docs/kubernetes.md's ClusterRole lacks {missing}"
-
-
-def _running(kube: KubeDriver) -> Iterator[Driver]:
-    kube.start()
-    try:
-        yield kube
-    finally:
-        if kube.job_exists():
-            kube.kubectl("delete", "hyperpodpytorchjob", "quickstart", "--timeout=60s", check=False)
-        kube.close()
+    with fake_cluster(tmp_path, NODES) as (_, kube):
+        yield from running(kube)

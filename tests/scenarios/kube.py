@@ -23,6 +23,8 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,7 @@ import yaml
 
 from tests.ports import free_port
 from tests.scenarios.driver import JOB, Driver, JobView
+from tests.scenarios.rbac import TRAINGUARD_AGENT, missing_permissions
 from trainguard import constants as c
 from trainguard.testing.kube.cluster import TestCluster
 
@@ -102,12 +105,14 @@ class KubeDriver(Driver):
         self.kubectl("apply", "-f", str(path))
 
     def read(self) -> JobView:
-        job = json.loads(self.kubectl("get", "hyperpodpytorchjob", JOB, "-o", "json"))
-        status = {k: v for k, v in (job.get("status") or {}).items() if k != "trainguard"}
+        """The job's events, then its status: a step writes the status before its events, so
+        read in this order the status is never older than the newest event it explains."""
         selector = f"involvedObject.kind={c.KIND},involvedObject.name={JOB}"
         items = json.loads(
             self.kubectl("get", "events", "--field-selector", selector, "-o", "json")
         )
+        job = json.loads(self.kubectl("get", "hyperpodpytorchjob", JOB, "-o", "json"))
+        status = {k: v for k, v in (job.get("status") or {}).items() if k != "trainguard"}
         ordered = sorted(
             items["items"],
             key=lambda e: (e.get("eventTime") or e.get("lastTimestamp") or "", _rv(e)),
@@ -182,3 +187,34 @@ class KubeDriver(Driver):
 def _rv(obj: dict[str, Any]) -> int:
     value = str((obj.get("metadata") or {}).get("resourceVersion") or "0")
     return int(value) if value.isdigit() else 0
+
+
+@contextmanager
+def fake_cluster(
+    tmp_path: Path, nodes: int, *, operator_rbac: bool = True
+) -> Iterator[tuple[TestCluster, KubeDriver]]:
+    """A fake cluster of ``nodes`` and a (not yet started) driver for it, its work directory
+    ``tmp_path/work``. With ``operator_rbac``, when the body ends without error every request
+    trainguard's clients made must be granted by the operator's ClusterRole in
+    docs/kubernetes.md (`rbac`); a test that also runs other trainguard clients under their own
+    role (the health agent) turns it off."""
+    work = tmp_path / "work"
+    work.mkdir()
+    with TestCluster(nodes=nodes, workdir=tmp_path / "cluster") as cluster:
+        yield cluster, KubeDriver(cluster.kubeconfig, work, cluster=cluster)
+        if not operator_rbac:
+            return
+        used = cluster.server.audit.permissions(user_agent=TRAINGUARD_AGENT)
+        missing = missing_permissions(used)
+        assert not missing, f"docs/kubernetes.md's ClusterRole lacks {missing}"
+
+
+def running(kube: KubeDriver) -> Iterator[KubeDriver]:
+    """Start the operator, hand the driver over, then delete the scenario's job and stop."""
+    kube.start()
+    try:
+        yield kube
+    finally:
+        if kube.job_exists():
+            kube.kubectl("delete", "hyperpodpytorchjob", JOB, "--timeout=60s", check=False)
+        kube.close()

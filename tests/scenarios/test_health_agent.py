@@ -15,31 +15,21 @@ from pathlib import Path
 
 import pytest
 
-from tests.scenarios.driver import JOB
-from tests.scenarios.kube import TRAINGUARD, KubeDriver
+from tests.scenarios.kube import TRAINGUARD, KubeDriver, fake_cluster, running
 from trainguard import constants as c
-from trainguard.testing.kube.cluster import TestCluster
 
 pytestmark = pytest.mark.slow
 
 NODES = 3
-STEPS = 120
+STEPS = 240
+"""Long enough (24 s of steps) that a loaded machine still finds it training after step 20."""
 XID79 = "NVRM: Xid (PCI:0000:53:00): 79, pid=4242, name=python, GPU has fallen off the bus.\n"
 
 
 @pytest.fixture
 def kube(tmp_path: Path) -> Iterator[KubeDriver]:
-    work = tmp_path / "work"
-    work.mkdir()
-    with TestCluster(nodes=NODES, workdir=tmp_path / "cluster") as cluster:
-        driver = KubeDriver(cluster.kubeconfig, work, cluster=cluster)
-        driver.start()
-        try:
-            yield driver
-        finally:
-            if driver.job_exists():
-                driver.kubectl("delete", "hyperpodpytorchjob", JOB, "--timeout=60s", check=False)
-            driver.close()
+    with fake_cluster(tmp_path, NODES, operator_rbac=False) as (_, driver):
+        yield from running(driver)
 
 
 @pytest.fixture

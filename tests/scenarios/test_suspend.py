@@ -19,6 +19,8 @@ from trainguard import constants as c
 pytestmark = pytest.mark.slow
 
 MEMORY_EVERY = 10
+STEPS = 250
+"""Long enough that a loaded machine still finds it training when the suspension lands."""
 
 
 def suspended(driver: Driver) -> bool:
@@ -29,7 +31,7 @@ def suspended(driver: Driver) -> bool:
 def test_suspend_stops_the_pods_and_resume_continues_from_the_newest_checkpoint(
     driver: Driver,
 ) -> None:
-    driver.submit(driver.manifest(steps=150, args=(f"--durable-every={MEMORY_EVERY}",)))
+    driver.submit(driver.manifest(steps=STEPS, args=(f"--durable-every={MEMORY_EVERY}",)))
     driver.wait_step(2 * MEMORY_EVERY + 5)
     before = driver.view().status.get("restartCount", 0)
     driver.set_suspend(True)
