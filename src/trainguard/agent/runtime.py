@@ -27,6 +27,7 @@ from torch.distributed.elastic.multiprocessing import Std
 from trainguard import constants as c
 from trainguard.agent.checkpoint_progress import ProgressTracker
 from trainguard.agent.config import AgentConfig
+from trainguard.agent.helper_processes import HelperProcesses
 from trainguard.agent.logfiles import PrivateLogsSpecs
 from trainguard.agent.logs import LogFollower, tail_lines
 from trainguard.agent.protocol import AgentState, StartRequest, StopRequest, UpdateRequest
@@ -40,7 +41,7 @@ from trainguard.agent.training import TrainingTracker
 from trainguard.agent.watch import WorkerWatch
 from trainguard.agent.worker_messages import WorkerMessages
 from trainguard.agent.workers import LaunchSpec, WorkerExit, WorkerGroup
-from trainguard.agent.zygote_client import ZygoteKeeper, ZygoteUnavailable
+from trainguard.agent.zygote_client import ZygoteKeeper
 from trainguard.clock import Clock, SystemClock
 from trainguard.errors import NotFoundError, ScriptFailed
 from trainguard.permissions import private_dir
@@ -88,8 +89,8 @@ class ElasticAgent(WorkerMessages):
         self.timeline = Timeline.from_env(pod=self.core.pod, clock=self.clock)
         self.training = TrainingTracker(self.clock.wall)
         self.sockets = SocketServer()
-        self.spares = spares
-        self.zygotes = zygotes
+        refill_delay = float(os.environ.get(c.ENV_SPARE_REFILL_DELAY, DEFAULT_REFILL_DELAY))
+        self.helpers = HelperProcesses(spares, zygotes, refill_delay)
         self._private_shm = config.shm_dir is None
         self.shm_dir = Path(config.shm_dir or tempfile.mkdtemp(prefix="trainguard-", dir=_shm()))
         private_dir(self.shm_dir)  # checkpoints and replicas of this pod's ranks
@@ -100,9 +101,7 @@ class ElasticAgent(WorkerMessages):
         self._watch: WorkerWatch | None = None
         self._followers: dict[int, list[LogFollower]] = {}
         self._signalled = False
-        self._refill_at: float | None = None
         self._reaped_at = float("-inf")
-        self.refill_delay = float(os.environ.get(c.ENV_SPARE_REFILL_DELAY, DEFAULT_REFILL_DELAY))
         self._register_socket_handlers()
 
     # --- used by the HTTP server --------------------------------------------------------------
@@ -155,7 +154,8 @@ class ElasticAgent(WorkerMessages):
         if self._watch is not None and self._watch.sample():
             self.core.set_facts(workers=self._watch.facts())
         self._watch_logs()
-        self._refill_spares()
+        starting = self.core.state is AgentState.RUNNING and self._group is not None
+        self.helpers.refill(starting=starting, now=self.clock.monotonic())
         self.core.set_facts(
             progress=self.timeline.merge(self.progress.payload()),
             training=self.training.payload(),
@@ -168,10 +168,7 @@ class ElasticAgent(WorkerMessages):
         self._stop(StopRequest())
         self.sockets.close()
         self.timeline.close()
-        if self.spares is not None:
-            self.spares.close()
-        if self.zygotes is not None:
-            self.zygotes.close()
+        self.helpers.close()
         if self._private_shm:
             shutil.rmtree(self.shm_dir, ignore_errors=True)
 
@@ -202,7 +199,7 @@ class ElasticAgent(WorkerMessages):
                     r: f"[rank{assignment.global_rank(r)}]:" for r in range(assignment.nproc)
                 },
             )
-            self._group = self._start_group(spec, assignment.nproc)
+            self._group = self.helpers.start_group(spec, assignment.nproc, self._logs)
         except ScriptFailed as exc:
             self.core.fault(reason=c.AGENT_REASON_PRE_TRAIN_FAILED, message=str(exc), failures=[])
             return
@@ -213,26 +210,13 @@ class ElasticAgent(WorkerMessages):
             return
         finally:
             self._install_signals()
-        self._refill_at = self.clock.monotonic() + self.refill_delay
+        self.helpers.started(self.clock.monotonic())
         pids = self._group.pids()
         ranks = [assignment.global_rank(r) for r in range(len(pids))]
         self._watch = WorkerWatch(pids, ranks, clock=self.clock)
         self.core.set_facts(worker_pids=pids, workers=[])
         self.timeline.started(restart=request.fault_count, ranks=ranks)
         self._start_rules(request)
-
-    def _start_group(self, spec: LaunchSpec, nproc: int) -> WorkerGroup:
-        """Parked hot spares if there are, else forked by the zygote, else cold."""
-        taken = self.spares.take(nproc) if self.spares is not None else None
-        zygote = self.zygotes.current() if self.zygotes is not None else None
-        keep = self._helper_pids()
-        if taken is None and zygote is not None:
-            try:
-                return WorkerGroup.launch(spec, logs=self._logs, zygote=zygote, keep=keep)
-            except ZygoteUnavailable as exc:
-                assert self.zygotes is not None
-                self.zygotes.failed(exc)
-        return WorkerGroup.launch(spec, logs=self._logs, spares=taken, keep=keep)
 
     def _extra_env(self) -> dict[str, str]:
         extra = {c.ENV_AGENT_SOCKET: str(self.sockets.path), c.ENV_SHM_DIR: str(self.shm_dir)}
@@ -271,7 +255,7 @@ class ElasticAgent(WorkerMessages):
             return
         sig = signal.SIGUSR1 if request.is_graceful else self.config.shutdown_signal
         timeout = self.config.shutdown_timeout if request.timeout is None else request.timeout
-        group.stop(sig=sig, timeout=timeout, keep=sorted(self._helper_pids()))
+        group.stop(sig=sig, timeout=timeout, keep=sorted(self.helpers.pids()))
         self.timeline.stopped()
         self.core.set_facts(worker_pids=[], workers=[])
 
@@ -353,23 +337,6 @@ class ElasticAgent(WorkerMessages):
             message += f"; last matched line: {verdict.line}"
         self.core.fault(reason=reason, message=message, failures=[])
 
-    # --- hot spares ---------------------------------------------------------------------------
-
-    def _refill_spares(self) -> None:
-        """Park new spares (and replace a dead zygote) once nothing is starting: importing
-        torch beside starting workers would slow their start down (measured: 2.8 s -> 5.5 s to
-        the first step on 2 cores)."""
-        if self._refill_at is None:
-            return
-        starting = self.core.state is AgentState.RUNNING and self._group is not None
-        if starting and self.clock.monotonic() < self._refill_at:
-            return
-        self._refill_at = None
-        if self.spares is not None:
-            self.spares.fill()
-        if self.zygotes is not None:
-            self.zygotes.ensure()
-
     # --- helpers ------------------------------------------------------------------------------
 
     def _reap_orphans(self) -> None:
@@ -378,13 +345,8 @@ class ElasticAgent(WorkerMessages):
             self._reaped_at = now
             reap_orphans(keep=self._owned_pids())
 
-    def _helper_pids(self) -> set[int]:
-        """Parked spares and the zygote: children that are not workers."""
-        spares = set(self.spares.pids()) if self.spares is not None else set()
-        return spares | (self.zygotes.pids() if self.zygotes is not None else set())
-
     def _owned_pids(self) -> set[int]:
-        owned = self._helper_pids()
+        owned = self.helpers.pids()
         if self._group is not None:
             owned |= set(self._group.pids())
         return owned
