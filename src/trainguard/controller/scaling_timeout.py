@@ -26,7 +26,7 @@ from trainguard.controller.deps import Deps
 from trainguard.controller.detect import describe_lost, unhealthy_nodes
 from trainguard.controller.lifecycle import handle_fault
 from trainguard.controller.scaling import begin_resize
-from trainguard.controller.state import ActiveFault, Resize
+from trainguard.controller.state import ActiveFault
 from trainguard.policy.elastic import FallBack, abandon_resize, elastic_bounds
 
 
@@ -56,15 +56,13 @@ def abandon_if_timed_out(ctx: JobContext, deps: Deps) -> bool:
     summary = f"Scaling from {resize.before} to {ctx.size} node(s) did not reach Running {waited}"
     culprits = unusable or [p for p in ctx.active_pods if p.agent_state is not AgentState.RUNNING]
     if isinstance(decision, FallBack):
-        _fall_back(ctx, resize, unusable, size=decision.size, summary=summary)
+        _fall_back(ctx, unusable, size=decision.size, summary=summary)
     else:
         _as_fault(ctx, deps, culprits, summary=summary)
     return True
 
 
-def _fall_back(
-    ctx: JobContext, resize: Resize, unusable: list[PodView], *, size: int, summary: str
-) -> None:
+def _fall_back(ctx: JobContext, unusable: list[PodView], *, size: int, summary: str) -> None:
     """Restart at ``size`` (a ``Scale`` restart): the pods that did not start are dropped."""
     described = "; ".join(_describe(p) for p in unusable) or "no pod failed to start"
     ctx.event(
@@ -74,7 +72,7 @@ def _fall_back(
     )
     fault = ActiveFault(
         reason=c.REASON_SCALING_TIMED_OUT,
-        message=f"the scale-up from {resize.before} node(s) timed out",
+        message=f"the scale-up to {ctx.size} node(s) timed out",
         detected_at=ctx.now,
         observed_at=ctx.now,
         pods=[p.name for p in unusable],
@@ -118,4 +116,5 @@ def _describe(pod: PodView) -> str:
         return describe_lost(pod)
     state = pod.agent_state.value if pod.agent_state else "not answering"
     why = f", {pod.failure}" if pod.failure else ""
-    return f"{pod.name} on {pod.record.node} ({state}{why})"
+    where = f"on {pod.record.node}" if pod.record.node else "not placed on a node"
+    return f"{pod.name} {where} ({state}{why})"

@@ -12,22 +12,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.unit.controller.harness import Harness
-from tests.unit.controller.test_elastic import SNOOZE, elastic
+from tests.unit.controller.test_elastic import SNOOZE, _health, _ranks, elastic
 from trainguard import constants as c
-from trainguard.agent.protocol import AgentState
+from trainguard.agent.protocol import AgentState, Training
 from trainguard.controller.scaling import FIRST_STEP_WAIT
 from trainguard.controller.state import JobPhase
 
 TIMEOUT = 30
 STUCK = 'CreateContainerConfigError: secret "s3-creds" not found'
-
-
-def _health(h: Harness, node: str, health: str) -> None:
-    h.store.patch_node(node, labels={c.LABEL_NODE_HEALTH: health})
-
-
-def _ranks(h: Harness) -> list[tuple[int | None, str]]:
-    return sorted((p.node_rank, p.node) for p in h.pods() if not p.spare)
 
 
 def _nnodes(h: Harness) -> list[int]:
@@ -73,9 +65,15 @@ def test_a_grow_whose_new_pod_never_starts_falls_back_and_keeps_training(tmp_pat
     )
     assert f"{stuck} on node-2 (init, {STUCK})" in timed_out
     assert timed_out.endswith("falling back to 2 node(s)")
-    assert _messages(h, c.REASON_SCALE_DOWN)[-1].startswith("Scaling from 3 to 2 node(s)")
+    fallback = "Scaling from 3 to 2 node(s): the scale-up to 3 node(s) timed out"
+    assert _messages(h, c.REASON_SCALE_DOWN)[-1] == fallback
     assert _ranks(h) == [(0, "node-0"), (1, "node-1")]
     assert _nnodes(h) == [2, 2], "the workers run again at the size before"
+    for rank in range(2):
+        h.agent(rank).training = Training(step=7, first_step=7, first_step_at=h.clock.wall())
+    h.step()
+    (resumed,) = _messages(h, c.REASON_TRAINING_RESUMED)
+    assert "after the fault of reason ScalingTimedOut" in resumed
     assert stuck in h.backend.deleted
     status = h.status()
     assert status.restart_count == 0, "neither the grow nor its fallback is counted"
