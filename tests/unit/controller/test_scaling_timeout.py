@@ -160,3 +160,20 @@ def test_without_a_scaling_timeout_a_stuck_grow_keeps_waiting(tmp_path: Path) ->
     h.step(60, advance=1.0)
     assert h.state().phase is JobPhase.RESTARTING and h.state().size == 3
     assert not _messages(h, c.REASON_SCALING_TIMED_OUT)
+
+
+def test_a_new_controller_keeps_counting_the_resize_it_finds(tmp_path: Path) -> None:
+    """The resize's start is in the job's state: a controller that takes over mid-grow (its
+    predecessor killed, a new operator leader) abandons it on time, not a full timeout later."""
+    h = Harness(tmp_path, nodes=3)
+    _running_at(h, 2, unschedulable=["node-2"], scalingTimeoutInSeconds=TIMEOUT)
+    _grow_onto_broken_nodes(h, ["node-2"])
+    h.step(TIMEOUT - 10, advance=1.0)
+    h.controller.close()
+    h.controller = h.new_controller()
+    h.step(5, advance=1.0)
+    assert h.state().size == 3 and not _messages(h, c.REASON_SCALING_TIMED_OUT)
+    h.step(6, advance=1.0)
+    assert _messages(h, c.REASON_SCALING_TIMED_OUT), "timed out, counted from the grow"
+    h.run_until(JobPhase.RUNNING)
+    assert _nnodes(h) == [2, 2]
