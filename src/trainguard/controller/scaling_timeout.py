@@ -40,25 +40,25 @@ def abandon_if_timed_out(ctx: JobContext, deps: Deps) -> bool:
     bounds = elastic_bounds(ctx.job.spec)
     if fault is None or fault.resize is None or bounds is None:
         return False
-    resize, usable = fault.resize, _usable(ctx)
+    unusable = _unusable(ctx)
     decision = abandon_resize(
         bounds,
-        before=resize.before,
+        before=fault.resize.before,
         after=ctx.size,
-        usable=len(usable),
-        elapsed=ctx.since(resize.began_at),
+        usable=len(ctx.active_pods) - len(unusable),
+        elapsed=ctx.since(fault.resize.began_at),
     )
     if decision is None:
         return False
-    usable_names = {p.name for p in usable}
-    unusable = [p for p in ctx.active_pods if p.name not in usable_names]
-    waited = f"within {bounds.scaling_timeout:g} s (scalingTimeoutInSeconds)"
-    summary = f"Scaling from {resize.before} to {ctx.size} node(s) did not reach Running {waited}"
-    culprits = unusable or [p for p in ctx.active_pods if p.agent_state is not AgentState.RUNNING]
+    summary = (
+        f"Scaling from {fault.resize.before} to {ctx.size} node(s) did not reach Running "
+        f"within {bounds.scaling_timeout:g} s (scalingTimeoutInSeconds)"
+    )
     if isinstance(decision, FallBack):
         _fall_back(ctx, unusable, size=decision.size, summary=summary)
     else:
-        _as_fault(ctx, deps, culprits, summary=summary)
+        _as_fault(ctx, deps, unusable or _not_running(ctx), summary=summary)
+    ctx.state.phase_since = ctx.now  # a new restart, maybe from Restarting: its timers restart
     return True
 
 
@@ -95,20 +95,23 @@ def _as_fault(ctx: JobContext, deps: Deps, culprits: list[PodView], *, summary: 
         nodes=[p.record.node for p in culprits],
     )
     handle_fault(ctx, deps, fault)
-    ctx.state.phase_since = ctx.now  # a restart from Restarting: its stop timeout starts anew
 
 
-def _usable(ctx: JobContext) -> list[PodView]:
-    """Active pods that run or can run workers: alive, agent ready once, node healthy."""
+def _unusable(ctx: JobContext) -> list[PodView]:
+    """Active pods that cannot run workers: lost, never ready, shut down or on a bad node."""
     bad = set(unhealthy_nodes(ctx.pods, ctx.nodes))
     return [
         p
         for p in ctx.active_pods
-        if p.alive
-        and not p.never_ready
-        and p.agent_state is not AgentState.SHUTDOWN
-        and p.record.node not in bad
+        if not p.alive
+        or p.never_ready
+        or p.agent_state is AgentState.SHUTDOWN
+        or p.record.node in bad
     ]
+
+
+def _not_running(ctx: JobContext) -> list[PodView]:
+    return [p for p in ctx.active_pods if p.agent_state is not AgentState.RUNNING]
 
 
 def _describe(pod: PodView) -> str:
