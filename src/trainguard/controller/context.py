@@ -136,6 +136,7 @@ class JobContext:
             self.record.finished_at,
             fault.detected_at if fault else None,
             fault.observed_at if fault else None,
+            fault.resize.began_at if fault and fault.resize else None,
             *self.history.plr_times,
         ]
 

@@ -25,6 +25,7 @@ from trainguard.controller.lifecycle import (
 )
 from trainguard.controller.pods import PodPlan, plan_placement, rank_plans, spare_plans
 from trainguard.controller.scaling import apply_resize, grow_if_due, size_to_fit, stop_request
+from trainguard.controller.scaling_timeout import abandon_if_timed_out
 from trainguard.controller.scheduling import REASON_FAILED_SCHEDULING, node_account
 from trainguard.controller.state import ActiveFault, JobPhase
 from trainguard.policy.placement import Unschedulable
@@ -59,7 +60,7 @@ def on_creating(ctx: JobContext, deps: Deps) -> None:
 
 def on_starting(ctx: JobContext, deps: Deps) -> None:
     """Wait until every agent reports running workers of this restart."""
-    if _remediate_if_faulted(ctx, deps):
+    if _remediate_if_faulted(ctx, deps) or abandon_if_timed_out(ctx, deps):
         return
     active = ctx.active_pods
     if all(p.agent_state is AgentState.COMPLETED for p in active):
@@ -90,7 +91,7 @@ def on_restarting(ctx: JobContext, deps: Deps) -> None:
     """Process-level restart: replace lost pods, stop every worker, start again when all ready."""
     fault = ctx.state.fault
     assert fault is not None, "a restarting job has a fault"
-    if _new_start_failures(ctx, deps, fault):
+    if abandon_if_timed_out(ctx, deps) or _new_start_failures(ctx, deps, fault):
         return
     _queue_new_losses(ctx, fault)
     if fault.restart_type == c.RESTART_SCALE and not apply_resize(ctx, deps, fault):

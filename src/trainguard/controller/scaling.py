@@ -27,7 +27,7 @@ from trainguard.controller.context import JobContext, PodView
 from trainguard.controller.deps import Deps
 from trainguard.controller.detect import unhealthy_nodes
 from trainguard.controller.pods import plan_placement, rank_plans
-from trainguard.controller.state import ActiveFault, JobPhase
+from trainguard.controller.state import ActiveFault, JobPhase, Resize
 from trainguard.metrics import Metrics
 from trainguard.policy.elastic import elastic_bounds, fitting_sizes, grow_check
 from trainguard.policy.placement import Unschedulable
@@ -116,6 +116,8 @@ def begin_resize(ctx: JobContext, fault: ActiveFault, *, size: int, reason: str)
     ctx.state.fault_count += 1
     ctx.state.resized_at = ctx.now
     fault.restart_type = c.RESTART_SCALE
+    if size != before:  # waiting for a node to come back is not a resize yet
+        fault.resize = Resize(before=before, began_at=ctx.now)
     ctx.state.fault = fault
     ctx.status.latest_faulty_pod_instance_list = FaultyPodInstanceList(
         restart_type=c.RESTART_SCALE,
@@ -197,6 +199,8 @@ def _settle_for_fewer(ctx: JobContext, fault: ActiveFault, available: int) -> No
     if sizes and sizes[0] < ctx.size:
         message = f"Scaling from {ctx.size} to {sizes[0]} node(s): no node for the other ranks"
         ctx.event("Normal", c.REASON_SCALE_DOWN, message)
+        if fault.resize is None:  # the faulty wait is over: the resize begins now
+            fault.resize = Resize(before=ctx.size, began_at=ctx.now)
         ctx.state.size = sizes[0]
 
 

@@ -13,6 +13,15 @@ from trainguard.store.jobstate import (
     JobPhase,
     JobState,
     Remediated,
+    Resize,
 )
 
-__all__ = ["PHASE_TRANSITIONS", "TERMINAL", "ActiveFault", "JobPhase", "JobState", "Remediated"]
+__all__ = [
+    "PHASE_TRANSITIONS",
+    "TERMINAL",
+    "ActiveFault",
+    "JobPhase",
+    "JobState",
+    "Remediated",
+    "Resize",
+]

@@ -11,6 +11,10 @@ Allowed sizes, as HyperPod defines them: ``replicaDiscreteValues`` when given (e
 to ``maxReplicas``, else every size in between. ``minReplicas`` defaults to 1 and
 ``maxReplicas`` to the replica spec's ``maxReplicas`` or else ``replicas``. The job's target is
 the largest allowed size: it starts with what fits and grows toward it.
+
+A resize that does not reach Running within ``scalingTimeoutInSeconds`` is abandoned
+(`abandon_resize`): a grow falls back to the largest allowed size its usable pods can run, a
+shrink has nothing smaller to fall back to and becomes an ordinary fault.
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ class ElasticBounds:
 
     sizes: tuple[int, ...]
     snooze_seconds: float
+    scaling_timeout: float | None = None
+    """Seconds a resize may take to reach Running (``scalingTimeoutInSeconds``); None (unset
+    or 0): no limit."""
 
     @property
     def minimum(self) -> int:
@@ -52,7 +59,12 @@ def elastic_bounds(spec: JobSpec) -> ElasticBounds | None:
         sizes = list(range(low, high + 1, elastic.replica_increment_step or 1))
     restart = spec.run_policy.restart_policy
     snooze = restart.scale_up_snooze_time_in_seconds if restart is not None else None
-    return ElasticBounds(tuple(sizes or [high]), float(snooze or 0))
+    timeout = elastic.scaling_timeout_in_seconds
+    return ElasticBounds(
+        tuple(sizes or [high]),
+        float(snooze or 0),
+        float(timeout) if timeout else None,  # 0 would abandon every resize: no limit
+    )
 
 
 def fitting_sizes(bounds: ElasticBounds, *, at_most: int) -> list[int]:
@@ -89,3 +101,43 @@ def grow_check(
         if wait > 0:
             return GrowCheck([], wait)
     return GrowCheck(larger, 0.0)
+
+
+@dataclass(frozen=True)
+class FallBack:
+    """Abandon a grow that timed out: restart at ``size``, the largest allowed size the usable
+    pods can run (normally the size the job grew from)."""
+
+    size: int
+
+
+@dataclass(frozen=True)
+class TreatAsFault:
+    """Abandon a resize that timed out with nothing smaller to run at (a shrink, or a grow
+    whose usable pods fit no allowed size): handle it as an ordinary, counted fault."""
+
+
+def abandon_resize(
+    bounds: ElasticBounds, *, before: int, after: int, usable: int, elapsed: float
+) -> FallBack | TreatAsFault | None:
+    """What to do about a resize from ``before`` to ``after`` node ranks that started
+    ``elapsed`` seconds ago and has not reached Running.
+
+    Args:
+        bounds: the job's allowed sizes and its scaling timeout.
+        before: the size the job ran at before the resize.
+        after: the size the resize aims for.
+        usable: pods of the job that run or can run workers (alive, agent ready once, on a
+            healthy node); a pod that never became ready is not usable.
+        elapsed: seconds since the resize's ``Scale`` restart.
+
+    Returns:
+        None while the timeout is not reached (or there is none), else the fallback.
+    """
+    timeout = bounds.scaling_timeout
+    if timeout is None or elapsed < timeout:
+        return None
+    if after <= before:
+        return TreatAsFault()
+    smaller = fitting_sizes(bounds, at_most=min(usable, after - 1))
+    return FallBack(smaller[0]) if smaller else TreatAsFault()

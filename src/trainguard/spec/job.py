@@ -179,7 +179,12 @@ class ElasticPolicy(ManifestModel):
         max_length=MAX_ELASTIC_SIZES,
         description="The only sizes allowed, each within minReplicas..maxReplicas.",
     )
-    scaling_timeout_in_seconds: int | None = Field(default=None, ge=0)
+    scaling_timeout_in_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        description="Seconds a resize may take to reach Running before it is abandoned "
+        "(unset or 0: no limit).",
+    )
     graceful_shutdown_timeout_in_seconds: int | None = Field(default=None, ge=0)
     faulty_scale_down_timeout_in_seconds: int | None = Field(default=None, ge=0)
 

@@ -188,13 +188,22 @@ def _check_elastic(job: HyperPodPyTorchJob) -> Iterator[SpecIssue]:
             f"{path}.replicaDiscreteValues",
             "cannot be combined with replicaIncrementStep: set one of them",
         )
-    if elastic.scaling_timeout_in_seconds is not None:
+    yield from _check_scaling_timeout(elastic)
+    yield from _check_discrete_values(elastic)
+
+
+def _check_scaling_timeout(elastic: ElasticPolicy) -> Iterator[SpecIssue]:
+    """A resize counts its graceful stop against the scaling timeout: one shorter than the
+    graceful stop abandons every resize whose workers take their full stop budget."""
+    timeout = elastic.scaling_timeout_in_seconds
+    graceful = elastic.graceful_shutdown_timeout_in_seconds
+    if timeout and graceful is not None and timeout <= graceful:
         yield SpecIssue(
-            f"{path}.scalingTimeoutInSeconds",
-            "accepted but not enforced yet: a resize is not abandoned after this time",
+            "spec.elasticPolicy.scalingTimeoutInSeconds",
+            f"{timeout} s is not longer than gracefulShutdownTimeoutInSeconds ({graceful} s): "
+            "a resize whose workers use their whole graceful stop is abandoned",
             "warning",
         )
-    yield from _check_discrete_values(elastic)
 
 
 def _check_discrete_values(elastic: ElasticPolicy) -> Iterator[SpecIssue]:

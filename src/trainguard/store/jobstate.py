@@ -56,6 +56,15 @@ PHASE_TRANSITIONS: dict[JobPhase, frozenset[JobPhase]] = {
 TERMINAL = frozenset({P.COMPLETED, P.FAILED})
 
 
+class Resize(BaseModel):
+    """A resize in progress (a restart of kind ``Scale`` to another size)."""
+
+    before: int = Field(description="The size the job ran at before the resize.")
+    began_at: float = Field(
+        description="When the resize began (epoch s); ``scalingTimeoutInSeconds`` counts from here."
+    )
+
+
 class ActiveFault(BaseModel):
     """The fault being remediated: what, where, since when."""
 
@@ -72,6 +81,9 @@ class ActiveFault(BaseModel):
         default=False,
         description="Pods died or hung before their agent became ready: recreating them "
         "waits out `start_backoff` (as the kubelet's CrashLoopBackOff does).",
+    )
+    resize: Resize | None = Field(
+        default=None, description="Set while a Scale restart changes the job's size."
     )
 
 

@@ -66,13 +66,34 @@ def test_a_sound_policy_loads() -> None:
     _load({"minReplicas": 1, "maxReplicas": 4, "replicaDiscreteValues": [1, 2, 4]}, replicas=2)
 
 
-def test_a_scaling_timeout_is_accepted_with_a_warning_that_it_is_not_enforced() -> None:
+def _warnings(elastic: dict[str, Any]) -> list[str]:
     doc = copy.deepcopy(BASE)
-    doc["spec"]["elasticPolicy"] = {
-        "minReplicas": 1,
-        "maxReplicas": 4,
-        "scalingTimeoutInSeconds": 60,
-    }
+    doc["spec"]["elasticPolicy"] = elastic
     (loaded,) = load_jobs(yaml.safe_dump(doc), source="job.yaml")
-    texts = [f"{w.path}: {w.message}" for w in loaded.warnings]
-    assert any("scalingTimeoutInSeconds: accepted but not enforced" in t for t in texts), texts
+    return [f"{w.path}: {w.message}" for w in loaded.warnings]
+
+
+def test_a_scaling_timeout_is_enforced_so_it_draws_no_warning() -> None:
+    texts = _warnings({"minReplicas": 2, "maxReplicas": 4, "scalingTimeoutInSeconds": 60})
+    assert not [t for t in texts if "scalingTimeoutInSeconds" in t], texts
+
+
+def test_a_scaling_timeout_within_the_graceful_stop_is_warned_about() -> None:
+    texts = _warnings(
+        {
+            "minReplicas": 2,
+            "maxReplicas": 4,
+            "scalingTimeoutInSeconds": 60,
+            "gracefulShutdownTimeoutInSeconds": 600,
+        }
+    )
+    expected = (
+        "spec.elasticPolicy.scalingTimeoutInSeconds: 60 s is not longer than "
+        "gracefulShutdownTimeoutInSeconds (600 s)"
+    )
+    assert any(t.startswith(expected) for t in texts), texts
+
+
+def test_a_negative_scaling_timeout_is_an_error() -> None:
+    with pytest.raises(SpecError, match=r"elasticPolicy\.scalingTimeoutInSeconds"):
+        _load({"minReplicas": 2, "maxReplicas": 4, "scalingTimeoutInSeconds": -1})
