@@ -1,16 +1,20 @@
 """Our agent driven with HyperPod's own package (``hyperpod-elastic-agent`` 1.1.3), side by side
 with HyperPod's server app.
 
-The package pins ``torch<2.12`` and ``pip<25.3``, so it is not a test dependency; these tests run
-where it is importable (``pip install --no-deps --target DIR hyperpod-elastic-agent==1.1.3`` and
-``PYTHONPATH=DIR``) and are skipped elsewhere. HyperPod's server runs here on a stand-in agent
-object (as its own server tests do): its routes, validation and status encoder are the real ones.
+The package pins ``torch<2.12`` and ``pip<25.3`` and ships a ``hyperpodrun`` of its own, so it is
+not a test dependency: ``.ci/run`` installs it apart (``pip install --no-deps --target
+.venv/hyperpod-elastic-agent hyperpod-elastic-agent==1.1.3``), where this module finds it (or
+put it on ``PYTHONPATH``); elsewhere these tests are skipped. HyperPod's server runs here on a
+stand-in agent object (as its own server tests do): its routes, validation and status encoder
+are the real ones.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from unittest.mock import Mock
 
@@ -20,6 +24,11 @@ from fastapi.testclient import TestClient
 from tests.agentapp import AppControls, app_client
 from trainguard.agent.protocol import TRANSITIONS, AgentStatus
 from trainguard.agent.state import AgentCore, PendingStart, PendingStop
+
+PACKAGE_DIR = Path(sys.prefix) / "hyperpod-elastic-agent"
+"""Where ``.ci/run`` installs HyperPod's package, after everything else on the path."""
+if PACKAGE_DIR.is_dir() and str(PACKAGE_DIR) not in sys.path:
+    sys.path.append(str(PACKAGE_DIR))
 
 models = pytest.importorskip("hyperpod_elastic_agent.server.api_models")
 hp_util = pytest.importorskip("hyperpod_elastic_agent.server.util")
