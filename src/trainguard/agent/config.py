@@ -66,7 +66,8 @@ class AgentConfig:
             (torch imported, `trainguard.agent.zygote`) forks them.
         spare_preload: modules every hot spare imports while parked.
         shm_dir: node-local memory directory for checkpoints (None: make a private one).
-        monitor_interval: seconds between monitor steps.
+        monitor_interval: seconds between two looks at the workers where their exits cannot be
+            waited for (no pidfds; `trainguard.agent.pacing`).
         max_restarts: torchrun's value, only reported as ``TORCHELASTIC_MAX_RESTARTS``.
     """
 

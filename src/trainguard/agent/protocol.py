@@ -331,6 +331,10 @@ class AgentStatus(BaseModel):
         """The JSON object sent on the wire (aliases, no nulls)."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
+    def wire_json(self) -> bytes:
+        """`to_wire` as JSON text, by pydantic's own serializer (no dict in between)."""
+        return self.model_dump_json(by_alias=True, exclude_none=True).encode()
+
 
 class CallbackPayload(BaseModel):
     """What an agent POSTs to the controller's callback URL on every state change."""

@@ -1,9 +1,11 @@
 """The agent's monitor loop: carries out /start and /stop, watches workers, logs and rules.
 
-`ElasticAgent.step` is one pass (tests call it); `run` repeats it every ``monitor_interval``
-(50 ms, so a worker exit is reported well within 200 ms) until ``/shutdown`` or SIGTERM. The
-HTTP thread only records requests in `AgentCore`; everything that touches processes happens
-here, on the main thread, one thing at a time. Log rules are the exception: the loop only reads
+`ElasticAgent.step` is one pass (tests call it); `run` repeats it until ``/shutdown`` or
+SIGTERM, sleeping in between until a worker exits, a request arrives or the next housekeeping
+(logs, rules, samples, facts) is due (`trainguard.agent.pacing`: a worker exit is still
+reported within milliseconds, while the loop takes a small share of a core). The HTTP thread
+only records requests in `AgentCore`; everything that touches processes happens here, on the
+main thread, one thing at a time. Log rules are the exception: the loop only reads
 new lines and hands them to a `RuleRunner`, whose thread evaluates them, so no log line can
 stall the loop (`trainguard.agent.rule_runner` says how).
 """
@@ -17,7 +19,6 @@ import shutil
 import signal
 import tempfile
 import threading
-import time
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -30,6 +31,7 @@ from trainguard.agent.config import AgentConfig
 from trainguard.agent.helper_processes import HelperProcesses
 from trainguard.agent.logfiles import PrivateLogsSpecs
 from trainguard.agent.logs import LogFollower, tail_lines
+from trainguard.agent.pacing import MonitorPace
 from trainguard.agent.protocol import AgentState, StartRequest, StopRequest, UpdateRequest
 from trainguard.agent.rendezvous import Assignment, assignment_from, worker_envs
 from trainguard.agent.rule_runner import RuleRunner
@@ -102,6 +104,8 @@ class ElasticAgent(WorkerMessages):
         self._followers: dict[int, list[LogFollower]] = {}
         self._signalled = False
         self._reaped_at = float("-inf")
+        self.pace = MonitorPace(clock=self.clock, fallback_interval=config.monitor_interval)
+        self.core.wakeup = self.pace.wake
         self._register_socket_handlers()
 
     # --- used by the HTTP server --------------------------------------------------------------
@@ -129,13 +133,14 @@ class ElasticAgent(WorkerMessages):
         """Repeat `step` until shutdown, then stop the workers and clean up."""
         self._install_signals()
         try:
-            while self.step():
-                time.sleep(self.config.monitor_interval)
+            while self.step(housekeeping=self.pace.housekeeping_due()):
+                self.pace.wait()
         finally:
             self.close()
 
-    def step(self) -> bool:
-        """One pass of the monitor loop; False once the agent must exit."""
+    def step(self, *, housekeeping: bool = True) -> bool:
+        """One pass of the monitor loop (requests, exits; with ``housekeeping`` also logs,
+        rules, samples and facts); False once the agent must exit."""
         if self._signalled and self.core.state is not AgentState.SHUTDOWN:
             with contextlib.suppress(Exception):
                 self.core.request_shutdown(StopRequest())
@@ -151,6 +156,11 @@ class ElasticAgent(WorkerMessages):
             self._stop(StopRequest())
             return False
         self._watch_workers()
+        if housekeeping:
+            self._housekeeping()
+        return True
+
+    def _housekeeping(self) -> None:
         if self._watch is not None and self._watch.sample():
             self.core.set_facts(workers=self._watch.facts())
         self._watch_logs()
@@ -161,13 +171,13 @@ class ElasticAgent(WorkerMessages):
             training=self.training.payload(),
         )
         self._reap_orphans()
-        return True
 
     def close(self) -> None:
         """Stop workers, socket server and spares; remove a private shm dir."""
         self._stop(StopRequest())
         self.sockets.close()
         self.timeline.close()
+        self.pace.close()
         self.helpers.close()
         if self._private_shm:
             shutil.rmtree(self.shm_dir, ignore_errors=True)
@@ -214,6 +224,7 @@ class ElasticAgent(WorkerMessages):
         pids = self._group.pids()
         ranks = [assignment.global_rank(r) for r in range(len(pids))]
         self._watch = WorkerWatch(pids, ranks, clock=self.clock)
+        self.pace.watch(pids)
         self.core.set_facts(worker_pids=pids, workers=[])
         self.timeline.started(restart=request.fault_count, ranks=ranks)
         self._start_rules(request)
@@ -249,6 +260,7 @@ class ElasticAgent(WorkerMessages):
         group, self._group = self._group, None
         rules, self._rules = self._rules, None
         self._watch = None
+        self.pace.unwatch()
         if rules is not None:
             rules.close()
         if group is None:
@@ -361,6 +373,7 @@ class ElasticAgent(WorkerMessages):
         del frame
         log.warning("agent got %s: shutting down", signal.Signals(signum).name)
         self._signalled = True
+        self.pace.wake()
 
 
 def _shm() -> str | None:

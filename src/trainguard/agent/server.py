@@ -21,7 +21,6 @@ import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-import uvicorn
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
@@ -38,7 +37,14 @@ from trainguard.errors import (
     SpecError,
     UsageError,
 )
-from trainguard.httpguard import MAX_ERRORS_QUOTED, Authorize, guard, quote, server_config
+from trainguard.httpguard import (
+    MAX_ERRORS_QUOTED,
+    Authorize,
+    QuietServer,
+    guard,
+    quote,
+    server_config,
+)
 
 log = logging.getLogger(__name__)
 MAX_CONNECTIONS = 64
@@ -99,8 +105,10 @@ def build_app(
         return Response(status_code=200)
 
     @app.get("/status")
-    def status() -> dict[str, Any]:
-        return core.snapshot().to_wire()
+    async def status() -> Response:
+        # Serialized by pydantic, on the event loop: no worker-thread hop and no dict walk for
+        # a route every controller asks every second (issue 18: the agent's CPU share).
+        return Response(core.snapshot().wire_json(), media_type="application/json")
 
     @app.get("/logs")
     def logs(rank: int, tail: int = 100, stream: str = "stdout") -> dict[str, Any]:
@@ -175,7 +183,7 @@ class ServerThread:
             access_log=log_level == "debug",
             timeout_graceful_shutdown=int(shutdown_timeout),
         )
-        self._server = uvicorn.Server(config)
+        self._server = QuietServer(config)
         self._thread = threading.Thread(target=self._server.run, name="agent-http", daemon=True)
         self.host = host
 
@@ -198,5 +206,5 @@ class ServerThread:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop serving."""
-        self._server.should_exit = True
+        self._server.request_exit()
         self._thread.join(timeout)

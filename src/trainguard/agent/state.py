@@ -111,6 +111,8 @@ class AgentCore:
         """Version of the last IP table received (kept until a new table arrives)."""
         self.spare = True
         """The last ``spare`` sent; an agent nobody has told anything yet is a spare."""
+        self.wakeup: Callable[[], None] = _no_wakeup
+        """Called after every request is recorded: the monitor loop sleeps until one comes."""
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -177,6 +179,7 @@ class AgentCore:
                 self._note_start(request)
                 if isinstance(self._pending, PendingStart):
                     self._pending = PendingStart(request)
+                    self.wakeup()
                 return
             self._move_or_conflict(AgentState.RUNNING, reason=c.REASON_RUNNING, message=None)
             self._note_start(request)
@@ -186,6 +189,7 @@ class AgentCore:
             self._facts.rule_lines_evaluated = 0
             self._pending = PendingStart(request)
         self._announce()
+        self.wakeup()
 
     def request_stop(self, request: StopRequest) -> None:
         """``/stop``: STOPPING now, the loop stops the workers and goes READY.
@@ -201,6 +205,7 @@ class AgentCore:
             self._move_or_conflict(AgentState.STOPPING, reason=None)
             self._pending = PendingStop(request)
         self._announce()
+        self.wakeup()
 
     def request_shutdown(self, request: StopRequest) -> None:
         """``/shutdown``: SHUTDOWN now; the loop stops the workers and the agent exits.
@@ -213,6 +218,7 @@ class AgentCore:
             self._move_or_conflict(AgentState.SHUTDOWN, reason=None)
             self._pending = PendingStop(request, then=AgentState.SHUTDOWN)
         self._announce()
+        self.wakeup()
 
     def update(self, request: UpdateRequest) -> None:
         """``/update`` (and the rendezvous part of ``/start``): remember for the next start.
@@ -230,6 +236,7 @@ class AgentCore:
             if isinstance(pending, PendingStart) and pending.request is not request:
                 fields = {name: getattr(request, name) for name in UpdateRequest.model_fields}
                 self._pending = PendingStart(pending.request.model_copy(update=fields))
+                self.wakeup()
 
     def take_pending(self) -> PendingStart | PendingStop | None:
         """The request the loop must carry out now (each is handed out once); a start without
@@ -316,3 +323,7 @@ class AgentCore:
         status = self.snapshot()
         for listener in list(self._listeners):
             listener(status)
+
+
+def _no_wakeup() -> None:
+    """No loop listens (tests that drive `AgentCore` alone)."""

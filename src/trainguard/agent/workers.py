@@ -39,6 +39,7 @@ from torch.distributed.elastic.multiprocessing.subprocess_handler import Subproc
 
 from trainguard.agent.logs import tail_lines
 from trainguard.agent.protocol import WorkerFailure
+from trainguard.agent.tee import LogTee
 from trainguard.proctree import (
     descendants,
     die_with_parent,
@@ -323,16 +324,18 @@ class ColdContext(SubprocessContext):
     * `_ColdHandler`: a SIGKILL of the agent, which no handler can catch, kills the workers.
     * Handlers are registered one by one: when rank k fails to start, ``close`` still finds
       the ranks before it.
+    * The tee of the workers' log files to the agent's output is one `LogTee` thread, not a
+      thread per file polling ten times a second (`trainguard.agent.tee`).
 
     `trainguard.agent.zygote_context.ZygoteContext` and the hot spares'
     `trainguard.agent.spare_pool.SpareContext` build on it.
     """
 
     def start(self) -> None:
-        """torch's ``PContext.start`` without its signal handlers (see the class)."""
+        """torch's ``PContext.start`` without its signal handlers (see the class), and one
+        `LogTee` thread for torch's tails."""
         self._start()
-        for tail in self._tail_logs:
-            tail.start()
+        self._tail_logs = [LogTee.replacing(self._tail_logs, name=f"tee-{self.name}").start()]
 
     def _start(self) -> None:
         self.subprocess_handlers = {}

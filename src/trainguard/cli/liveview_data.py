@@ -30,8 +30,10 @@ from trainguard.store.records import EventRecord, JobRecord
 STEP_LOSS = re.compile(
     r"step[:=\s]+(\d+)(?:\s*/\s*(\d+))?.*?loss[:=\s]+([-+0-9.eE]+|nan|inf)", re.IGNORECASE
 )
-AGENT_POLL_SECONDS = 0.5
-"""How often rank 0's agent is asked for the step (the store is read on every update)."""
+AGENT_POLL_SECONDS = 1.0
+"""How often rank 0's agent is asked for the step (the store is read on every update). Each ask
+is one or two requests that rank 0's node pays for beside training (two a second were half of
+its agent's CPU, issue 18); a person reads a step counter once a second well enough."""
 
 
 @dataclass

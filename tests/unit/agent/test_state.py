@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from trainguard.agent.protocol import AgentState, StartRequest, StopRequest, WorkerFailure
+from trainguard.agent.protocol import (
+    AgentState,
+    StartRequest,
+    StopRequest,
+    UpdateRequest,
+    WorkerFailure,
+)
 from trainguard.agent.state import AgentCore, PendingStart, PendingStop
 from trainguard.errors import ConflictError
 from trainguard.testing import FakeClock
@@ -118,3 +124,16 @@ def test_unknown_fact_is_an_error() -> None:
     assert agent.snapshot().trainguard.worker_pids == [5, 6]  # type: ignore[union-attr]
     with pytest.raises(AttributeError):
         agent.set_facts(bogus=1)
+
+
+def test_every_request_that_leaves_work_for_the_loop_wakes_it() -> None:
+    agent, _ = core()
+    woken: list[str] = []
+    agent.wakeup = lambda: woken.append(agent.state.value)
+    agent.request_start(StartRequest.model_validate(START | {"rank": -1}))  # waits for a rank
+    agent.update(UpdateRequest.model_validate(START))  # brings one
+    agent.request_stop(StopRequest())
+    agent.request_stop(StopRequest())  # stopping already: nothing to do, no wake-up
+    agent.request_shutdown(StopRequest())
+    assert woken == ["running", "running", "stopping", "shutdown"]
+    assert isinstance(agent.take_pending(), PendingStop)

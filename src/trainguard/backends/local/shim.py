@@ -7,7 +7,9 @@ dies from SIGKILL, every remaining descendant is killed and reaped, so a pod nev
 processes. SIGTERM is forwarded to the agent and escalated to SIGKILL after the grace period,
 as Kubernetes does on pod deletion. The agent's exit is written to ``DIR/exit.json``.
 
-Deliberately tiny (stdlib + psutil): one runs per pod for the pod's whole life.
+Deliberately tiny (stdlib + psutil): one runs per pod for the pod's whole life, so it sleeps
+on the agent's pidfd, which wakes it the moment the agent exits, and reaps adopted orphans once
+a second (it polled 20 times a second: 0.7 % of a core beside training, issue 18).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
+import select
 import signal
 import subprocess
 import sys
@@ -23,6 +27,12 @@ from pathlib import Path
 from types import FrameType
 
 from trainguard.proctree import become_subreaper, reap_orphans, stop_descendants
+
+REAP_EVERY_S = 1.0
+"""Seconds between two reaps of adopted orphans while the agent runs (a zombie costs nothing
+meanwhile; the agent's own exit wakes the shim at once)."""
+POLL_S = 0.05
+"""Seconds between two looks at the agent where the kernel has no pidfds."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _wait(agent: subprocess.Popen[bytes], deadline: list[float]) -> int:
+    exited = _exit_poller(agent.pid)
     while True:
         code = agent.poll()
         if code is not None:
@@ -60,7 +71,24 @@ def _wait(agent: subprocess.Popen[bytes], deadline: list[float]) -> int:
         if deadline and time.monotonic() > deadline[0]:
             _send(agent, signal.SIGKILL)
         reap_orphans(keep={agent.pid})
-        time.sleep(0.05)
+        if exited is None:
+            time.sleep(POLL_S)
+            continue
+        timeout = REAP_EVERY_S
+        if deadline:
+            timeout = min(timeout, max(0.0, deadline[0] - time.monotonic()))
+        exited.poll(timeout * 1000)
+
+
+def _exit_poller(pid: int) -> select.poll | None:
+    """A poller that wakes when ``pid`` exits (None without pidfds: the shim polls then)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return poller
 
 
 def _send(agent: subprocess.Popen[bytes], sig: signal.Signals) -> None:

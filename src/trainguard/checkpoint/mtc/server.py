@@ -18,8 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-import uvicorn
-
 from trainguard.checkpoint.mtc.discovery import (
     DEFAULT_INTERVAL_S,
     PeerDiscovery,
@@ -34,7 +32,7 @@ from trainguard.checkpoint.mtc.routes import build_app
 from trainguard.checkpoint.mtc.service import MtcService
 from trainguard.checkpoint.mtc.shards import ShardStore
 from trainguard.errors import InfrastructureError
-from trainguard.httpguard import server_config
+from trainguard.httpguard import QuietServer, server_config
 from trainguard.permissions import private_dir
 
 log = logging.getLogger("trainguard.checkpoint.mtc")
@@ -104,7 +102,7 @@ class MtcServer:
             log_level=config.log_level,
             access_log=config.log_level == "debug",
         )
-        self._server = uvicorn.Server(uv_config)
+        self._server = QuietServer(uv_config)
         self._thread: threading.Thread | None = None
         self.port = config.port
         self.discovery = self._discovery()
@@ -166,7 +164,7 @@ class MtcServer:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop serving and unmap the shards (they stay in shared memory)."""
-        self._server.should_exit = True
+        self._server.request_exit()
         if self._thread is not None:
             self._thread.join(timeout)
         self.close()
