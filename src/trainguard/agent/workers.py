@@ -335,7 +335,13 @@ class ColdContext(SubprocessContext):
         """torch's ``PContext.start`` without its signal handlers (see the class), and one
         `LogTee` thread for torch's tails."""
         self._start()
-        self._tail_logs = [LogTee.replacing(self._tail_logs, name=f"tee-{self.name}").start()]
+        try:
+            tee = LogTee.replacing(self._tail_logs, name=f"tee-{self.name}")
+        except AttributeError:  # a torch whose TailLog keeps its files elsewhere: torch's tails
+            log.warning("torch's TailLog is not as trainguard knows it; a tee thread per file")
+            self._tail_logs = [tail.start() for tail in self._tail_logs]
+        else:
+            self._tail_logs = [tee.start()]
 
     def _start(self) -> None:
         self.subprocess_handlers = {}
