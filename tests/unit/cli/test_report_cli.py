@@ -118,7 +118,7 @@ def test_run_report_is_drawn_after_a_cluster_down(tmp_path: Path) -> None:
     cluster.store.close()
     directory = home / "pods" / "default" / "quickstart"
     assert png == directory / "report.png"
-    wait_for(lambda: (directory / "report.html").exists(), timeout=120)
+    wait_for((directory / "report.html").exists, timeout=120)
     assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     assert "quickstart: goodput" in (directory / "report.html").read_text()
     assert not (directory / PENDING).exists()
