@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from trainguard import constants as c
+from trainguard import heap
 from trainguard.agent.config import AgentConfig, parse_config
 from trainguard.agent.early_zygote import adopt, start_early, zygote_env
 from trainguard.agent.zygote_client import ZygoteKeeper
@@ -55,6 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TrainguardError as exc:
         print(f"hyperpodrun: error: {exc}", file=sys.stderr)
         return 1
+    finally:
+        heap.freeze()  # torch's objects need no last collection at exit: `trainguard.heap`
     return 0
 
 

@@ -10,7 +10,8 @@ JSON line from stdin: ``{argv, env, stdout, stderr}``. It points fds 1 and 2 at 
 files, replaces its environment with the worker's, and runs the training script as ``python -u``
 would (``runpy``), so the script cannot tell a spare from a fresh interpreter, except that modules
 imported at start-up saw the agent's environment (the rendezvous variables are only read later, by
-init_process_group). End of input (the agent closed the pipe or died) makes it exit quietly.
+init_process_group) and that their objects are exempt from garbage collection (`trainguard.heap`).
+End of input (the agent closed the pipe or died) makes it exit quietly.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import runpy
 import sys
 from typing import Any
 
+from trainguard import heap
+
 PRELOAD_ENV = "TRAINGUARD_SPARE_PRELOAD"
 # DistributedDataParallel.__init__ imports torch._dynamo (and sympy) on first use: 1.2-2.1 s here.
 DEFAULT_PRELOAD = ("torch", "torch.distributed", "torch.nn.parallel", "torch._dynamo")
@@ -30,6 +33,7 @@ DEFAULT_PRELOAD = ("torch", "torch.distributed", "torch.nn.parallel", "torch._dy
 def main() -> int:
     """Park, then run the job received on stdin; the exit code is the script's."""
     _preload(os.environ.get(PRELOAD_ENV, ",".join(DEFAULT_PRELOAD)))
+    heap.freeze()  # the script's collections skip what was preloaded (`trainguard.heap`)
     line = sys.stdin.readline()
     if not line.strip():
         return 0

@@ -37,8 +37,11 @@ Why forking here is safe (each point is checked or tested, not assumed):
   pools, CUDA, torch logging/compile settings, locale) that differs between the request and
   the zygote's own start make the zygote answer with an error; the agent then starts that
   worker cold. Known differences that remain: the string hash seed is the zygote's (shared by
-  the workers it forks), modules the zygote imported are already in ``sys.modules``, and
-  ``/proc/<pid>/environ`` shows the zygote's start environment (``os.environ`` is right).
+  the workers it forks), modules the zygote imported are already in ``sys.modules``,
+  ``/proc/<pid>/environ`` shows the zygote's start environment (``os.environ`` is right), and
+  the objects of those modules are exempt from garbage collection (`trainguard.heap`: a forked
+  worker's collections, the last one at its exit included, would otherwise visit and copy
+  every page of them).
 
 The zygote serves one request at a time and answers every request; a closed socket (the agent
 exited) ends it, and so does the agent's death while it is still importing (``PDEATHSIG``). The
@@ -62,6 +65,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from trainguard import heap
 from trainguard.agent.spare_worker import parse_preload, set_title
 from trainguard.proctree import die_with_parent
 
@@ -124,6 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     startup_env = dict(os.environ)
     with socket.socket(fileno=args.fd) as control:
         preload(parse_preload(args.preload))
+        heap.freeze()  # forked workers never traverse (nor copy) the preloaded objects
         hazard = fork_hazards()
         reply(control, {"ready": hazard is None, "pid": os.getpid(), "reason": hazard})
         if hazard is not None:

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from trainguard import __version__
+from trainguard import __version__, heap
 from trainguard.cli import agent as agent_cmd
 from trainguard.cli import checkpoint as checkpoint_cmd
 from trainguard.cli import cluster as cluster_cmd
@@ -88,5 +88,8 @@ def command() -> Any:
 
 
 def main() -> None:
-    """Console-script entry point."""
-    command()(prog_name="trainguard")
+    """Console-script entry point (click exits the process with the command's code)."""
+    try:
+        command()(prog_name="trainguard")
+    finally:
+        heap.freeze()  # the exit's last collection would visit every object: `trainguard.heap`

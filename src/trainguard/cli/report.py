@@ -4,8 +4,8 @@ Answers "where did the time go?" after (or during) a run: boot, useful training,
 stalls, steps redone after restarts, fault detection and restarts, from the store and the
 agents' per-rank timelines (`trainguard.cli.report_data`). The accounting rule is the
 controller's own (`trainguard.policy.goodput`), so the report's goodput is ``status.goodput``
-refined by the checkpoint stalls only the timelines know. ``trainguard run`` writes the report
-into the job's directory when the job ends (`write_run_report`).
+refined by the checkpoint stalls only the timelines know. ``trainguard run`` gathers the report
+when the job ends and has it drawn into the job's directory after it exits (`write_run_report`).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import typer
 from trainguard.cli import console
 from trainguard.cli.local import LocalCluster, open_cluster
 from trainguard.cli.report_data import JobReport, gather, job_dir, to_json
+from trainguard.cli.report_render import hand_over
 from trainguard.errors import UsageError
 from trainguard.policy.goodput import BUCKETS
 from trainguard.store.records import JobRecord
@@ -94,12 +95,13 @@ def render_text(report: JobReport) -> str:
 
 
 def write_run_report(cluster: LocalCluster, record: JobRecord) -> Path | None:
-    """At the end of ``run``: the picture and page into the job's directory; None on failure."""
-    from trainguard.cli.report_plot import write_files  # noqa: PLC0415 (matplotlib is heavy)
-
+    """At the end of ``run``: the report as of now, drawn into the job's directory by a
+    background process (`trainguard.cli.report_render`); the picture's path, or None when the
+    job has no directory."""
     directory = job_dir(cluster.home, record.namespace, record.name)
     built = gather(cluster.store, cluster.home, record, now=time.time())
     if not directory.is_dir():
         return None
-    write_files(built, png=directory / RUN_REPORT_PNG, page=directory / RUN_REPORT_HTML)
-    return directory / RUN_REPORT_PNG
+    png, page = directory / RUN_REPORT_PNG, directory / RUN_REPORT_HTML
+    hand_over(built, home=cluster.home, png=png, page=page)
+    return png

@@ -9,6 +9,7 @@ how a ``run`` killed mid-job is continued: run the same command again.
 from __future__ import annotations
 
 import contextlib
+import pickle
 import signal
 import time
 from collections.abc import Iterator
@@ -203,15 +204,16 @@ def _follow(cluster: LocalCluster, record: JobRecord) -> JobRecord:
 
 
 def _write_report(cluster: LocalCluster, record: JobRecord) -> None:
-    """The job report (picture + HTML page) into the job's directory; a failure only warns."""
+    """The job report (picture + HTML page) into the job's directory, drawn after ``run``
+    exits so its exit code does not wait for matplotlib; a failure only warns."""
     try:
         path = write_run_report(cluster, record)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, pickle.PicklingError) as exc:
         console.warn(f"job report not written: {exc}")
         return
     if path is not None:
         console.err.print(
-            f"job report: {path} and {path.with_suffix('.html')} "
+            f"job report: {path} and {path.with_suffix('.html')}, drawn in the background "
             f"(trainguard job report {record.name})",
             markup=False,
         )

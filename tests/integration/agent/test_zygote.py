@@ -73,6 +73,8 @@ def test_a_forked_worker_is_what_a_cold_start_gives(tmp_path: Path) -> None:
     forked, cold = observed["zyg-pod"], observed["cold-pod"]
     assert [r.pop("forked") for r in forked] == [True, True]
     assert [r.pop("forked") for r in cold] == [False, False]
+    assert all(r.pop("frozen_objects") > 10_000 for r in forked)  # torch's, never collected
+    assert [r.pop("frozen_objects") for r in cold] == [0, 0]
     for ours, theirs in zip(forked, cold, strict=True):
         assert ours.pop("seed") != theirs.pop("seed")  # each process seeds its own generator
     assert forked == cold

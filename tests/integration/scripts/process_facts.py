@@ -7,6 +7,7 @@ torch's generator) so a test can compare a worker forked by the zygote with a co
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -52,6 +53,7 @@ def main() -> int:
         cmdline = handle.read().replace(b"\0", b" ").decode().strip()
     facts = {
         "forked": "trainguard.agent" in sys.modules,  # the zygote runs -m trainguard.agent.zygote
+        "frozen_objects": gc.get_freeze_count(),  # the zygote's preloaded modules (trainguard.heap)
         "argv": sys.argv,
         "orig_argv": sys.orig_argv,
         "executable": sys.executable,

@@ -11,6 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.localcluster import wait_for
+from trainguard.cli.local import open_cluster
+from trainguard.cli.report import write_run_report
+from trainguard.cli.report_render import PENDING
 from trainguard.controller.state import JobPhase, JobState
 from trainguard.controller.submit import submit
 from trainguard.policy.goodput import Segment, StepMark
@@ -99,3 +103,23 @@ def test_bad_arguments_are_named(tmp_path: Path) -> None:
     assert unknown.returncode == 1 and "no-such-job" in unknown.stderr
     yaml_out = cli(home, "job", "report", "quickstart", "-o", "yaml")
     assert yaml_out.returncode == 2
+
+
+def test_run_report_is_drawn_after_a_cluster_down(tmp_path: Path) -> None:
+    """``run``'s report is gathered at the job's end and drawn by a background process, so the
+    job's record may be gone (``cluster down`` right after ``run``) before the picture is."""
+    home = tmp_path / "home"
+    home.mkdir()
+    finished_job(home)
+    cluster = open_cluster(home)
+    record = cluster.store.get_job("default", "quickstart")
+    png = write_run_report(cluster, record)
+    cluster.store.remove_job("default", "quickstart")
+    cluster.store.close()
+    directory = home / "pods" / "default" / "quickstart"
+    assert png == directory / "report.png"
+    wait_for((directory / "report.html").exists, timeout=120)
+    assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert "quickstart: goodput" in (directory / "report.html").read_text()
+    assert not (directory / PENDING).exists()
+    assert (directory / "report.log").read_text() == ""  # nothing went wrong

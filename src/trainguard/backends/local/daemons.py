@@ -1,4 +1,5 @@
-"""Background processes of the local cluster: the controller and one health agent per node.
+"""Background processes of the local cluster: the controller, one health agent per node, and
+the renderer of a finished job's report.
 
 On Kubernetes a Deployment runs the controller and a DaemonSet the node health agents; on the
 local cluster ``trainguard cluster up`` asks this module for the same processes. Starting
@@ -123,6 +124,13 @@ def stop_health_agents(home: Path, *, timeout: float = HEALTH_AGENT_STOP_TIMEOUT
             proc.kill()
             stopped += 1
     return stopped
+
+
+def start_report_renderer(home: Path, args: list[str], *, log: Path) -> int:
+    """Start ``python -m trainguard.cli.report_render ARGS`` in the background and return its
+    pid: the picture of a finished job's report, which ``trainguard run`` does not wait for."""
+    command = [sys.executable, "-m", "trainguard.cli.report_render", *args]
+    return _start(command, log=log, home=home).pid
 
 
 def _start(command: list[str], *, log: Path, home: Path) -> StartedProcess:

@@ -140,22 +140,23 @@ def _wait_healthy(urls: dict[str, str], started: dict[str, StartedProcess]) -> N
 
 
 def stop_mtc_servers(home: Path, *, timeout: float = STOP_TIMEOUT) -> int:
-    """SIGTERM every node server started under ``home`` (SIGKILL after ``timeout``)."""
-    stopped = 0
+    """SIGTERM every node server started under ``home``, all at once, and wait for them
+    together (SIGKILL after ``timeout``); returns how many there were."""
+    signalled = []
     for path in sorted((home / "nodes").glob(f"*/{STATE_FILE}")):
         pid = int(json.loads(path.read_text())["pid"])
         path.unlink()
         if not _is_server(pid):
             continue
-        proc = psutil.Process(pid)
         with contextlib.suppress(psutil.NoSuchProcess):
+            proc = psutil.Process(pid)
             proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=timeout)
-            except psutil.TimeoutExpired:
-                proc.kill()
-        stopped += 1
-    return stopped
+            signalled.append(proc)
+    _, alive = psutil.wait_procs(signalled, timeout=timeout)
+    for proc in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
+    return len(signalled)
 
 
 def remove_server_memory(cluster: LocalCluster, nodes: list[str]) -> None:
