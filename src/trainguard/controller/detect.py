@@ -71,16 +71,8 @@ def _node_fault(
     if not bad:
         return None
     victims = [p for p in pods if p.record.node in bad]
-    return ActiveFault(
-        reason=c.REASON_NODE_FAULT,
-        message=f"Found unhealthy node {', '.join(bad)}",
-        detected_at=now,
-        observed_at=now,
-        pods=[p.name for p in victims],
-        ranks=[p.record.node_rank for p in victims if p.record.node_rank is not None],
-        nodes=bad,
-        replace=[p.name for p in victims],
-    )
+    message = f"Found unhealthy node {', '.join(bad)}"
+    return pod_fault(c.REASON_NODE_FAULT, message, victims, now=now, nodes=bad)
 
 
 def _lost_pods(pods: list[PodView], now: float) -> ActiveFault | None:
@@ -90,16 +82,27 @@ def _lost_pods(pods: list[PodView], now: float) -> ActiveFault | None:
 
 def lost_pods_fault(lost: Sequence[PodView], *, now: float) -> ActiveFault:
     """The fault of ``lost`` pods; one that never became ready makes it a start failure."""
+    message = "Pod " + "; ".join(describe_lost(p) for p in lost)
+    start_failure = any(p.never_ready for p in lost)
+    return pod_fault(c.REASON_POD_LOST, message, lost, now=now, start_failure=start_failure)
+
+
+def pod_fault(
+    reason: str, message: str, pods: Sequence[PodView], *, now: float, replace: bool = True,
+    nodes: Sequence[str] | None = None, start_failure: bool = False,
+) -> ActiveFault:  # fmt: skip
+    """A fault of ``pods`` seen ``now``: their names, node ranks and nodes (or ``nodes``), the
+    pods to recreate elsewhere unless ``replace`` is False."""
     return ActiveFault(
-        reason=c.REASON_POD_LOST,
-        message="Pod " + "; ".join(describe_lost(p) for p in lost),
+        reason=reason,
+        message=message,
         detected_at=now,
         observed_at=now,
-        pods=[p.name for p in lost],
-        ranks=[p.record.node_rank for p in lost if p.record.node_rank is not None],
-        nodes=[p.record.node for p in lost],
-        replace=[p.name for p in lost],
-        start_failure=any(p.never_ready for p in lost),
+        pods=[p.name for p in pods],
+        ranks=[p.record.node_rank for p in pods if p.record.node_rank is not None],
+        nodes=list(nodes) if nodes is not None else [p.record.node for p in pods],
+        replace=[p.name for p in pods] if replace else [],
+        start_failure=start_failure,
     )
 
 

@@ -14,7 +14,12 @@ from trainguard import constants as c
 from trainguard.agent.protocol import AgentState
 from trainguard.controller.context import JobContext, PodView, condition_is
 from trainguard.controller.deps import Deps
-from trainguard.controller.detect import detect_fault, lost_pods_fault, unhealthy_nodes
+from trainguard.controller.detect import (
+    detect_fault,
+    lost_pods_fault,
+    pod_fault,
+    unhealthy_nodes,
+)
 from trainguard.controller.held_steps import remember
 from trainguard.controller.lifecycle import (
     clean_up,
@@ -186,17 +191,8 @@ def _not_ready(
     if unseen:
         missing = f"no pod for node rank(s) {', '.join(map(str, unseen))}"
         described = f"{described}; {missing}" if described else missing
-    fault = ActiveFault(
-        reason=c.REASON_POD_LOST,
-        message=f"Pods not ready in time: {described}",
-        detected_at=ctx.now,
-        observed_at=ctx.now,
-        pods=[p.name for p in waiting],
-        nodes=[p.record.node for p in waiting],
-        ranks=[p.record.node_rank for p in waiting if p.record.node_rank is not None],
-        replace=[p.name for p in waiting],
-        start_failure=True,
-    )
+    message = f"Pods not ready in time: {described}"
+    fault = pod_fault(c.REASON_POD_LOST, message, waiting, now=ctx.now, start_failure=True)
     handle_fault(ctx, deps, fault)
 
 

@@ -23,10 +23,9 @@ from trainguard import constants as c
 from trainguard.agent.protocol import AgentState
 from trainguard.controller.context import JobContext, PodView
 from trainguard.controller.deps import Deps
-from trainguard.controller.detect import describe_lost, unhealthy_nodes
+from trainguard.controller.detect import describe_lost, pod_fault, unhealthy_nodes
 from trainguard.controller.lifecycle import handle_fault
 from trainguard.controller.scaling import begin_resize
-from trainguard.controller.state import ActiveFault
 from trainguard.policy.elastic import FallBack, abandon_resize, elastic_bounds
 
 
@@ -70,30 +69,15 @@ def _fall_back(ctx: JobContext, unusable: list[PodView], *, size: int, summary: 
         c.REASON_SCALING_TIMED_OUT,
         f"{summary} ({described}): falling back to {size} node(s)",
     )
-    fault = ActiveFault(
-        reason=c.REASON_SCALING_TIMED_OUT,
-        message=f"the scale-up to {ctx.size} node(s) timed out",
-        detected_at=ctx.now,
-        observed_at=ctx.now,
-        pods=[p.name for p in unusable],
-        ranks=[p.record.node_rank for p in unusable if p.record.node_rank is not None],
-        nodes=[p.record.node for p in unusable],
-        replace=[p.name for p in unusable],
-    )
+    message = f"the scale-up to {ctx.size} node(s) timed out"
+    fault = pod_fault(c.REASON_SCALING_TIMED_OUT, message, unusable, now=ctx.now)
     begin_resize(ctx, fault, size=size, reason=c.REASON_SCALE_DOWN)
 
 
 def _as_fault(ctx: JobContext, deps: Deps, culprits: list[PodView], *, summary: str) -> None:
     """Hand the stuck resize to the ordinary fault handling (`handle_fault`; counted)."""
-    fault = ActiveFault(
-        reason=c.REASON_SCALING_TIMED_OUT,
-        message=f"{summary}: " + ("; ".join(_describe(p) for p in culprits) or "no pod named"),
-        detected_at=ctx.now,
-        observed_at=ctx.now,
-        pods=[p.name for p in culprits],
-        ranks=[p.record.node_rank for p in culprits if p.record.node_rank is not None],
-        nodes=[p.record.node for p in culprits],
-    )
+    message = f"{summary}: " + ("; ".join(_describe(p) for p in culprits) or "no pod named")
+    fault = pod_fault(c.REASON_SCALING_TIMED_OUT, message, culprits, now=ctx.now, replace=False)
     handle_fault(ctx, deps, fault)
 
 
